@@ -1,0 +1,1 @@
+"""Triton kernel generation and launch for the recurrences of compiled cells."""

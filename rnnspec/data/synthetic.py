@@ -1,0 +1,1139 @@
+"""Seeded generators for the classic synthetic benchmarks of recurrent nets.
+
+Each ``make_<task>(n, *, seed, **params)`` returns ``n`` :class:`Example`\\ s
+and is a pure function of its arguments.  Example ``i`` is drawn from its own
+random stream ``(seed, i)``, so the first ``k`` examples of a bigger set equal
+a set of ``k`` (a data set can grow without changing what is already there)
+and classes that must be balanced are balanced exactly by alternating labels.
+
+Conventions shared by all tasks:
+
+* symbolic inputs are int64 token ids ``[T]`` over a task vocabulary exposed
+  as a module constant (``REBER_SYMBOLS``...), or one-hot ``[T, V]`` floats
+  with ``one_hot=True``; real-valued inputs are ``[T, F]`` float32;
+* ``extras["loss_mask"]`` (``[T]`` bool) marks the steps where a per-step
+  target is defined or predictable; steps outside it should not be scored;
+* sequence classification targets are scalar int64 class ids, regression
+  targets are float32 vectors ``[k]``, per-step next-symbol sets are
+  multi-hot float32 ``[T, V]``.
+
+Bad parameters raise :class:`~rnnspec.data.errors.DataError` naming the
+parameter, since they come from a spec file.
+"""
+from __future__ import annotations
+
+import inspect
+import math
+from typing import Any, Callable, Iterable, Sequence, Union
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .batch import Example, make_rng
+from .errors import DataError, did_you_mean, listing
+
+__all__ = [
+    "REBER_SYMBOLS",
+    "TOMITA_SYMBOLS",
+    "PAREN_SYMBOLS",
+    "PAREN_TARGETS",
+    "ANBN_SYMBOLS",
+    "TEMPORAL_ORDER_SYMBOLS",
+    "ARITHMETIC_VOCAB",
+    "Tree",
+    "make_copy",
+    "make_repeat_copy",
+    "make_adding",
+    "make_temporal_xor",
+    "make_reber",
+    "make_embedded_reber",
+    "reber_legal_next",
+    "mackey_glass",
+    "series_windows",
+    "make_mackey_glass",
+    "tomita_accepts",
+    "make_tomita",
+    "make_parentheses",
+    "make_anbn",
+    "random_tree",
+    "tree_tokens",
+    "evaluate_tree",
+    "make_arithmetic",
+    "associative_patterns",
+    "make_associative_pairs",
+    "make_delayed_recall",
+    "make_temporal_order",
+    "TASKS",
+    "make_task",
+]
+
+# --------------------------------------------------------------------------
+# parameter checks
+# --------------------------------------------------------------------------
+
+
+def _int(name: str, value: Any, minimum: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise DataError(f"parameter '{name}' must be an integer, got {value!r}")
+    if minimum is not None and value < minimum:
+        raise DataError(f"parameter '{name}' must be >= {minimum}, got {value}")
+    return int(value)
+
+
+def _float(name: str, value: Any, lo: float | None = None, hi: float | None = None) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise DataError(f"parameter '{name}' must be a number, got {value!r}")
+    v = float(value)
+    if not math.isfinite(v) or (lo is not None and v < lo) or (hi is not None and v > hi):
+        bounds = f"in [{lo if lo is not None else '-inf'}, {hi if hi is not None else 'inf'}]"
+        raise DataError(f"parameter '{name}' must be a finite number {bounds}, got {value!r}")
+    return v
+
+
+def _range(lo_name: str, lo: Any, hi_name: str, hi: Any, minimum: int) -> tuple[int, int]:
+    a, b = _int(lo_name, lo, minimum), _int(hi_name, hi, minimum)
+    if a > b:
+        raise DataError(f"parameter '{lo_name}' ({a}) must be <= '{hi_name}' ({b})")
+    return a, b
+
+
+def _n(n: Any) -> int:
+    return _int("n", n, 0)
+
+
+def _tokens(ids: Sequence[int] | np.ndarray, vocab_size: int, one_hot: bool) -> Tensor:
+    t = torch.as_tensor(np.asarray(ids, dtype=np.int64))
+    if one_hot:
+        return torch.nn.functional.one_hot(t, vocab_size).to(torch.float32)
+    return t
+
+
+def _multi_hot(sets: Sequence[Iterable[int]], vocab_size: int) -> Tensor:
+    out = torch.zeros(len(sets), vocab_size, dtype=torch.float32)
+    for t, legal in enumerate(sets):
+        for s in legal:
+            out[t, s] = 1.0
+    return out
+
+
+# --------------------------------------------------------------------------
+# copy and repeat copy (Graves et al. 2014)
+# --------------------------------------------------------------------------
+
+
+def make_copy(n: int, *, seed: int, bits: int = 8, min_len: int = 1, max_len: int = 20) -> list[Example]:
+    """Copy task of Graves, Wayne & Danihelka, "Neural Turing Machines" (2014), §4.1.
+
+    The input is a sequence of ``L`` random ``bits``-bit vectors (each bit
+    Bernoulli(0.5), ``L`` uniform in ``min_len..max_len``), then one step with
+    only the delimiter channel set, then ``L`` blank steps during which the
+    net must reproduce the sequence.
+
+    * ``x``: ``[2L+1, bits+1]`` float (channel ``bits`` is the delimiter);
+    * ``y``: ``[2L+1, bits]`` float, zero except the copy in the last ``L`` steps;
+    * ``extras["loss_mask"]``: True on the last ``L`` steps (the output phase).
+    """
+    n = _n(n)
+    bits = _int("bits", bits, 1)
+    lo, hi = _range("min_len", min_len, "max_len", max_len, 1)
+    out: list[Example] = []
+    for i in range(n):
+        rng = make_rng(seed, i)
+        length = int(rng.integers(lo, hi + 1))
+        seq = rng.integers(0, 2, size=(length, bits)).astype(np.float32)
+        total = 2 * length + 1
+        x = np.zeros((total, bits + 1), dtype=np.float32)
+        x[:length, :bits] = seq
+        x[length, bits] = 1.0
+        y = np.zeros((total, bits), dtype=np.float32)
+        y[length + 1 :] = seq
+        mask = np.zeros(total, dtype=bool)
+        mask[length + 1 :] = True
+        out.append(Example(torch.from_numpy(x), torch.from_numpy(y), {"loss_mask": torch.from_numpy(mask)}, per_step=True))
+    return out
+
+
+def make_repeat_copy(
+    n: int,
+    *,
+    seed: int,
+    bits: int = 8,
+    min_len: int = 1,
+    max_len: int = 10,
+    min_repeats: int = 1,
+    max_repeats: int = 10,
+) -> list[Example]:
+    """Repeat-copy task of Graves et al., "Neural Turing Machines" (2014), §4.2.
+
+    A random ``L``-step binary sequence is followed by one marker step whose
+    delimiter channel is 1 and whose count channel holds the number of
+    repeats ``R`` (uniform in ``min_repeats..max_repeats``), normalised to
+    mean 0 / variance 1 over that uniform range as in the paper (0 when the
+    range is a single value).  The net must then output the sequence ``R``
+    times followed by an end marker on an extra output channel.
+
+    * ``x``: ``[L + 1 + L*R + 1, bits+2]`` (channels: bits, delimiter, count);
+    * ``y``: same length, ``bits+1`` channels (bits, end marker);
+    * ``extras``: ``loss_mask`` (the output phase, after the marker step) and
+      ``repeats`` (the integer ``R``).
+    """
+    n = _n(n)
+    bits = _int("bits", bits, 1)
+    lo, hi = _range("min_len", min_len, "max_len", max_len, 1)
+    rlo, rhi = _range("min_repeats", min_repeats, "max_repeats", max_repeats, 1)
+    mean = (rlo + rhi) / 2.0
+    std = math.sqrt(((rhi - rlo + 1) ** 2 - 1) / 12.0)
+    out: list[Example] = []
+    for i in range(n):
+        rng = make_rng(seed, i)
+        length = int(rng.integers(lo, hi + 1))
+        repeats = int(rng.integers(rlo, rhi + 1))
+        seq = rng.integers(0, 2, size=(length, bits)).astype(np.float32)
+        total = length + 1 + length * repeats + 1
+        x = np.zeros((total, bits + 2), dtype=np.float32)
+        x[:length, :bits] = seq
+        x[length, bits] = 1.0
+        x[length, bits + 1] = (repeats - mean) / std if std > 0 else 0.0
+        y = np.zeros((total, bits + 1), dtype=np.float32)
+        start = length + 1
+        y[start : start + length * repeats, :bits] = np.tile(seq, (repeats, 1))
+        y[total - 1, bits] = 1.0
+        mask = np.zeros(total, dtype=bool)
+        mask[start:] = True
+        extras = {"loss_mask": torch.from_numpy(mask), "repeats": repeats}
+        out.append(Example(torch.from_numpy(x), torch.from_numpy(y), extras, per_step=True))
+    return out
+
+
+# --------------------------------------------------------------------------
+# adding problem
+# --------------------------------------------------------------------------
+
+
+def make_adding(n: int, *, seed: int, length: int = 100, variant: str = "modern") -> list[Example]:
+    """The adding problem, in two variants.
+
+    ``variant="hochreiter1997"`` — Hochreiter & Schmidhuber, "Long Short-Term
+    Memory" (1997), Experiment 4.  Each step is a pair (value, marker): the
+    value is uniform in [-1, 1]; the marker is 1 on exactly two steps, -1 on
+    the first and last step (unless marked) and 0 elsewhere.  The first marked
+    step is one of the first 10, the second one of the first ``length/2 - 1``
+    still-unmarked steps; a marked first step has its value set to 0, as in
+    the paper.  Sequence lengths are uniform in ``length .. length + length//10``.
+    Target: ``0.5 + (X1 + X2) / 4`` (the sum scaled into [0, 1]).
+
+    ``variant="modern"`` — the form used by Le, Jaitly & Hinton (2015, IRNN)
+    and Arjovsky, Shah & Bengio (2016, uRNN): fixed length, values uniform in
+    [0, 1], marker 1 at one step of the first half and one of the second half,
+    0 elsewhere.  Target: the plain sum of the two marked values.
+
+    ``x``: ``[T, 2]`` float (value, marker); ``y``: ``[1]`` float.
+    """
+    n = _n(n)
+    if variant not in ("modern", "hochreiter1997"):
+        raise DataError(
+            f"unknown adding-problem variant {variant!r}; expected 'modern' or 'hochreiter1997'"
+            + did_you_mean(str(variant), ["modern", "hochreiter1997"])
+        )
+    length = _int("length", length, 2 if variant == "modern" else 6)
+    out: list[Example] = []
+    for i in range(n):
+        rng = make_rng(seed, i)
+        if variant == "modern":
+            values = rng.random(length)
+            markers = np.zeros(length)
+            half = length // 2
+            p1 = int(rng.integers(0, half))
+            p2 = int(rng.integers(half, length))
+            markers[[p1, p2]] = 1.0
+            target = values[p1] + values[p2]
+        else:
+            t = int(rng.integers(length, length + length // 10 + 1))
+            values = rng.uniform(-1.0, 1.0, size=t)
+            markers = np.zeros(t)
+            markers[0] = markers[t - 1] = -1.0
+            p1 = int(rng.integers(0, min(10, t)))
+            candidates = [p for p in range(length // 2 - 1) if p != p1]
+            p2 = int(candidates[int(rng.integers(0, len(candidates)))])
+            markers[[p1, p2]] = 1.0
+            if p1 == 0 or p2 == 0:
+                values[0] = 0.0
+            target = 0.5 + (values[p1] + values[p2]) / 4.0
+        x = np.stack([values, markers], axis=1).astype(np.float32)
+        y = np.array([target], dtype=np.float32)
+        out.append(Example(torch.from_numpy(x), torch.from_numpy(y), per_step=False))
+    return out
+
+
+# --------------------------------------------------------------------------
+# temporal XOR (Elman 1990)
+# --------------------------------------------------------------------------
+
+
+def make_temporal_xor(n: int, *, seed: int, length: int = 300) -> list[Example]:
+    """Temporal XOR of Elman, "Finding Structure in Time" (1990).
+
+    A stream of ``length`` bits made of triples ``a, b, a XOR b`` with ``a, b``
+    random; the net reads one bit per step and predicts the next.  Only every
+    third bit is predictable, which ``extras["loss_mask"]`` marks: step ``t``
+    is predictable when the bit it predicts, stream position ``t + 1``, is the
+    third of its triple (``(t + 1) % 3 == 2``).
+
+    ``x``: ``[length-1, 1]`` float bits; ``y``: ``[length-1, 1]`` float bits
+    (``y[t] = x[t+1]``).
+    """
+    n = _n(n)
+    length = _int("length", length, 3)
+    out: list[Example] = []
+    t_idx = np.arange(length - 1)
+    mask = (t_idx + 1) % 3 == 2
+    for i in range(n):
+        rng = make_rng(seed, i)
+        triples = -(-length // 3)
+        ab = rng.integers(0, 2, size=(triples, 2))
+        stream = np.concatenate([ab, (ab[:, :1] ^ ab[:, 1:])], axis=1).reshape(-1)[:length]
+        stream = stream.astype(np.float32)
+        x = torch.from_numpy(stream[:-1].copy()).unsqueeze(1)
+        y = torch.from_numpy(stream[1:].copy()).unsqueeze(1)
+        out.append(Example(x, y, {"loss_mask": torch.from_numpy(mask.copy())}, per_step=True))
+    return out
+
+
+# --------------------------------------------------------------------------
+# Reber grammars (Reber 1967; Cleeremans et al. 1989; Hochreiter & Schmidhuber 1997)
+# --------------------------------------------------------------------------
+
+REBER_SYMBOLS: tuple[str, ...] = ("B", "T", "P", "S", "X", "V", "E")
+"""Symbol order used for token ids and multi-hot targets of the Reber tasks."""
+
+# state -> list of (symbol, next state); state 7 is "accepted".
+_REBER: dict[int, list[tuple[str, int]]] = {
+    0: [("B", 1)],
+    1: [("T", 2), ("P", 3)],
+    2: [("S", 2), ("X", 4)],
+    3: [("T", 3), ("V", 5)],
+    4: [("X", 3), ("S", 6)],
+    5: [("P", 4), ("V", 6)],
+    6: [("E", 7)],
+    7: [],
+}
+
+
+def _sample_reber(rng: np.random.Generator) -> str:
+    state, chars = 0, []
+    while state != 7:
+        edges = _REBER[state]
+        sym, state = edges[int(rng.integers(0, len(edges)))]
+        chars.append(sym)
+    return "".join(chars)
+
+
+def reber_legal_next(string: str, embedded: bool = False) -> list[set[str]]:
+    """For each prefix ``string[:t+1]``, the set of symbols that may follow.
+
+    Raises :class:`DataError` if ``string`` leaves the grammar.
+    """
+    out: list[set[str]] = []
+    # embedded automaton state: ("pre", k) before the inner string, ("in", branch, s), ("post", branch), ("end",)
+    state: tuple[Any, ...] = ("pre", 0) if embedded else ("in", "", 0)
+    for pos, ch in enumerate(string):
+        kind = state[0]
+        nxt: tuple[Any, ...] | None = None
+        if kind == "pre":
+            if state[1] == 0 and ch == "B":
+                nxt = ("pre", 1)
+            elif state[1] == 1 and ch in "TP":
+                nxt = ("in", ch, 0)
+        elif kind == "in":
+            for sym, s2 in _REBER[state[2]]:
+                if sym == ch:
+                    nxt = ("in", state[1], s2)
+            if nxt is not None and nxt[2] == 7:
+                nxt = ("post", state[1]) if embedded else ("end",)
+        elif kind == "post" and ch == state[1]:
+            nxt = ("last",)
+        elif kind == "last" and ch == "E":
+            nxt = ("end",)
+        if nxt is None:
+            raise DataError(f"{string!r} is not in the {'embedded ' if embedded else ''}Reber grammar (position {pos})")
+        state = nxt
+        if state[0] == "pre":
+            out.append({"B"} if state[1] == 0 else {"T", "P"})
+        elif state[0] == "in":
+            out.append({sym for sym, _ in _REBER[state[2]]})
+        elif state[0] == "post":
+            out.append({state[1]})
+        elif state[0] == "last":
+            out.append({"E"})
+        else:
+            out.append(set())
+    return out
+
+
+def _reber_examples(n: int, seed: int, embedded: bool, one_hot: bool, max_len: int | None) -> list[Example]:
+    n = _n(n)
+    shortest = 9 if embedded else 5
+    if max_len is not None:
+        max_len = _int("max_len", max_len, shortest)
+    index = {s: k for k, s in enumerate(REBER_SYMBOLS)}
+    out: list[Example] = []
+    for i in range(n):
+        rng = make_rng(seed, i)
+        while True:
+            inner = _sample_reber(rng)
+            if embedded:
+                branch = "TP"[int(rng.integers(0, 2))]
+                string = "B" + branch + inner + branch + "E"
+            else:
+                string = inner
+            if max_len is None or len(string) <= max_len:
+                break
+        legal = reber_legal_next(string, embedded)[:-1]
+        ids = [index[c] for c in string]
+        x = _tokens(ids[:-1], len(REBER_SYMBOLS), one_hot)
+        y = _multi_hot([[index[c] for c in s] for s in legal], len(REBER_SYMBOLS))
+        extras = {"next_symbol": torch.tensor(ids[1:], dtype=torch.int64), "string": string}
+        out.append(Example(x, y, extras, per_step=True))
+    return out
+
+
+def make_reber(n: int, *, seed: int, one_hot: bool = False, max_len: int | None = None) -> list[Example]:
+    """Reber grammar next-symbol prediction (Reber 1967; Cleeremans, Servan-Schreiber
+    & McClelland 1989).
+
+    Strings are random walks through the Reber automaton (each branch with
+    probability 1/2), e.g. ``BTSSXXTVVE``; ``max_len`` rejects longer ones.
+    The net reads ``string[:-1]`` and at each step predicts the *set* of legal
+    next symbols (the grammar is non-deterministic, so the set, not the actual
+    symbol, is the target).
+
+    * ``x``: ``[T]`` ids over :data:`REBER_SYMBOLS` (or one-hot ``[T, 7]``);
+    * ``y``: ``[T, 7]`` multi-hot legal-next sets;
+    * ``extras``: ``next_symbol`` (``[T]`` actual next ids) and ``string``.
+    """
+    return _reber_examples(n, seed, False, one_hot, max_len)
+
+
+def make_embedded_reber(n: int, *, seed: int, one_hot: bool = False, max_len: int | None = None) -> list[Example]:
+    """Embedded Reber grammar (Cleeremans et al. 1989; Hochreiter & Schmidhuber 1997, Exp. 1).
+
+    ``B, T|P, <Reber string>, same T|P, E``: the symbol after the inner
+    string's ``E`` is determined by the second symbol of the whole string, a
+    long-range dependency.  Same tensors as :func:`make_reber`.
+    """
+    return _reber_examples(n, seed, True, one_hot, max_len)
+
+
+# --------------------------------------------------------------------------
+# Mackey-Glass (Mackey & Glass 1977)
+# --------------------------------------------------------------------------
+
+
+def mackey_glass(
+    length: int,
+    *,
+    seed: int,
+    tau: float = 17.0,
+    beta: float = 0.2,
+    gamma: float = 0.1,
+    exponent: float = 10.0,
+    dt: float = 0.1,
+    sample_step: float = 1.0,
+    x0: float = 1.2,
+    washout: float = 500.0,
+) -> Tensor:
+    """The Mackey-Glass series (Mackey & Glass, Science 1977), float32 ``[length]``.
+
+    Integrates ``dx/dt = beta * x(t-tau) / (1 + x(t-tau)^exponent) - gamma * x(t)``
+    with classical RK4 at step ``dt`` over a history buffer; the delayed terms
+    at half steps are linearly interpolated between stored points (so
+    ``tau/dt`` must be an integer).  The initial history on ``[-tau, 0]`` is
+    ``x0 + 0.2 * (u - 0.5)`` with ``u`` uniform from ``seed`` — the seed picks
+    the trajectory, the dynamics are deterministic.  The first ``washout``
+    time units are discarded, then one value every ``sample_step`` is kept.
+    With ``tau=17`` the series is chaotic and stays within about [0.2, 1.4].
+    """
+    length = _int("length", length, 1)
+    tau = _float("tau", tau, lo=0.0)
+    dt = _float("dt", dt, lo=1e-6)
+    sample_step = _float("sample_step", sample_step, lo=dt)
+    washout = _float("washout", washout, lo=0.0)
+    beta, gamma = _float("beta", beta), _float("gamma", gamma)
+    exponent, x0 = _float("exponent", exponent), _float("x0", x0)
+    delay = round(tau / dt)
+    sub = round(sample_step / dt)
+    if abs(delay * dt - tau) > 1e-6 * max(1.0, tau) or delay < 1:
+        raise DataError(f"parameter 'tau' ({tau:g}) must be a positive multiple of 'dt' ({dt:g})")
+    if abs(sub * dt - sample_step) > 1e-6 * sample_step:
+        raise DataError(f"parameter 'sample_step' ({sample_step:g}) must be a multiple of 'dt' ({dt:g})")
+    skip = round(washout / dt)
+    steps = skip + (length - 1) * sub
+    rng = make_rng(seed, 0x3AC6)
+    # a Python list: scalar arithmetic on floats is several times faster than on NumPy scalars
+    buf: list[float] = (x0 + 0.2 * (rng.random(delay + 1) - 0.5)).tolist()
+    buf.extend([0.0] * steps)
+
+    def f(x: float, xd: float) -> float:
+        return beta * xd / (1.0 + xd**exponent) - gamma * x
+
+    h = dt
+    for k in range(steps):
+        i = delay + k
+        x = buf[i]
+        d0, d1 = buf[i - delay], buf[i - delay + 1]
+        dm = 0.5 * (d0 + d1)
+        k1 = f(x, d0)
+        k2 = f(x + 0.5 * h * k1, dm)
+        k3 = f(x + 0.5 * h * k2, dm)
+        k4 = f(x + h * k3, d1)
+        buf[i + 1] = x + h / 6.0 * (k1 + 2.0 * k2 + 2.0 * k3 + k4)
+    series = np.asarray(buf[delay + skip :: sub][:length], dtype=np.float32)
+    return torch.from_numpy(series)
+
+
+def series_windows(series: Tensor, window: int, *, horizon: int = 1, stride: int | None = None) -> list[Example]:
+    """Cut a series into input/target windows for next-value prediction.
+
+    Window ``k`` starts at ``s = k * stride`` (default ``stride = window``):
+    ``x = series[s : s+window]`` and ``y = series[s+horizon : s+horizon+window]``
+    (per step, ``y[t] = series[s + t + horizon]``).  A 1-D series gets a
+    feature axis, so ``x``/``y`` are ``[window, F]``.  The windows are views
+    into ``series``; nothing is copied.
+    """
+    if not isinstance(series, Tensor):
+        series = torch.as_tensor(np.asarray(series))
+    if series.dim() == 1:
+        series = series.unsqueeze(1)
+    if series.dim() != 2:
+        raise DataError(f"series must be [N] or [N, features], got shape {tuple(series.shape)}")
+    window = _int("window", window, 1)
+    horizon = _int("horizon", horizon, 1)
+    stride = window if stride is None else _int("stride", stride, 1)
+    total = int(series.shape[0])
+    if total < window + horizon:
+        raise DataError(
+            f"series of length {total} is too short for window {window} + horizon {horizon}"
+        )
+    count = (total - window - horizon) // stride + 1
+    return [
+        Example(series[s : s + window], series[s + horizon : s + horizon + window], per_step=True)
+        for s in range(0, count * stride, stride)
+    ]
+
+
+def make_mackey_glass(
+    n: int,
+    *,
+    seed: int,
+    window: int = 100,
+    horizon: int = 1,
+    stride: int | None = None,
+    tau: float = 17.0,
+    **params: Any,
+) -> list[Example]:
+    """``n`` consecutive windows of one Mackey-Glass series (see :func:`mackey_glass`
+    and :func:`series_windows`); ``params`` go to :func:`mackey_glass`.
+
+    The standard benchmark (e.g. Jaeger & Haas 2004) predicts ``horizon``
+    steps ahead; ``x``/``y`` are ``[window, 1]`` float32.
+    """
+    n = _n(n)
+    window = _int("window", window, 1)
+    horizon = _int("horizon", horizon, 1)
+    stride = window if stride is None else _int("stride", stride, 1)
+    if n == 0:
+        return []
+    allowed = set(inspect.signature(mackey_glass).parameters) - {"length", "seed", "tau"}
+    for key in params:
+        if key not in allowed:
+            raise DataError(
+                f"unknown Mackey-Glass parameter {key!r}{did_you_mean(key, allowed)}; "
+                f"expected one of {listing(sorted(allowed))}"
+            )
+    series = mackey_glass((n - 1) * stride + window + horizon, seed=seed, tau=tau, **params)
+    return series_windows(series, window, horizon=horizon, stride=stride)[:n]
+
+
+# --------------------------------------------------------------------------
+# Tomita grammars (Tomita 1982)
+# --------------------------------------------------------------------------
+
+TOMITA_SYMBOLS: tuple[str, ...] = ("0", "1")
+
+# grammar -> (transitions[state] = (next on '0', next on '1'), accepting states); start state 0.
+_TOMITA: dict[int, tuple[list[tuple[int, int]], set[int]]] = {
+    # 1: 1*
+    1: ([(1, 0), (1, 1)], {0}),
+    # 2: (10)*
+    2: ([(2, 1), (0, 2), (2, 2)], {0}),
+    # 3: no odd-length run of 1s immediately followed by an odd-length run of 0s.
+    # 0: free (start, after an even 1-run or an allowed 0-run), 1: odd 1-run,
+    # 2: odd 0-run after odd 1-run, 3: even 0-run after odd 1-run, 4: dead.
+    3: ([(0, 1), (2, 0), (3, 4), (2, 1), (4, 4)], {0, 1, 3}),
+    # 4: no three consecutive 0s (state = trailing zeros)
+    4: ([(1, 0), (2, 0), (3, 0), (3, 3)], {0, 1, 2}),
+    # 5: even number of 0s and even number of 1s (state = 2*parity0 + parity1)
+    5: ([(2, 1), (3, 0), (0, 3), (1, 2)], {0}),
+    # 6: (#0 - #1) divisible by 3
+    6: ([(1, 2), (2, 0), (0, 1)], {0}),
+    # 7: 0*1*0*1*
+    7: ([(0, 1), (2, 1), (2, 3), (4, 3), (4, 4)], {0, 1, 2, 3}),
+}
+
+
+def _tomita_grammar(grammar: Any) -> tuple[list[tuple[int, int]], set[int]]:
+    g = _int("grammar", grammar)
+    if g not in _TOMITA:
+        raise DataError(f"Tomita grammar must be 1..7, got {g}")
+    return _TOMITA[g]
+
+
+def tomita_accepts(grammar: int, string: str) -> bool:
+    """Whether the binary ``string`` (of '0'/'1') is in Tomita language ``grammar``."""
+    delta, accept = _tomita_grammar(grammar)
+    state = 0
+    for ch in string:
+        if ch not in "01":
+            raise DataError(f"Tomita strings are over '0' and '1', got {ch!r}")
+        state = delta[state][int(ch)]
+    return state in accept
+
+
+def _count_table(delta: list[tuple[int, int]], final: set[int], max_len: int) -> list[list[int]]:
+    """``table[r][s]``: number of length-``r`` strings leading from ``s`` into ``final``."""
+    table = [[1 if s in final else 0 for s in range(len(delta))]]
+    for _ in range(max_len):
+        prev = table[-1]
+        table.append([prev[a] + prev[b] for a, b in delta])
+    return table
+
+
+def _sample_dfa(delta: list[tuple[int, int]], table: list[list[int]], length: int, rng: np.random.Generator) -> str:
+    """A uniformly random length-``length`` string from state 0 into the final set."""
+    state, chars = 0, []
+    for r in range(length, 0, -1):
+        a, b = delta[state]
+        ca, cb = table[r - 1][a], table[r - 1][b]
+        bit = 0 if rng.random() * (ca + cb) < ca else 1
+        chars.append(str(bit))
+        state = (a, b)[bit]
+    return "".join(chars)
+
+
+def make_tomita(
+    n: int,
+    *,
+    seed: int,
+    grammar: int,
+    min_len: int = 1,
+    max_len: int = 20,
+    one_hot: bool = False,
+) -> list[Example]:
+    """Tomita grammars 1–7 (Tomita 1982; Giles et al. 1992; Watrous & Kuhn 1992).
+
+    1. ``1*``;  2. ``(10)*``;  3. no odd-length run of 1s immediately followed
+    by an odd-length run of 0s;  4. no ``000``;  5. even number of 0s and even
+    number of 1s;  6. ``#0 - #1`` divisible by 3;  7. ``0*1*0*1*``.
+
+    Classes are balanced exactly: even-indexed examples are accepted (label
+    1), odd-indexed rejected (label 0).  For each, a length is drawn
+    uniformly among ``min_len..max_len`` lengths that have a string of that
+    class, then a string uniformly among those (counting paths of the DFA),
+    so rare positives (grammar 1 has one per length) are still produced.
+
+    ``x``: ``[T]`` ids over :data:`TOMITA_SYMBOLS` (or one-hot ``[T, 2]``);
+    ``y``: scalar int64 label; ``extras["string"]``.
+    """
+    n = _n(n)
+    delta, accept = _tomita_grammar(grammar)
+    lo, hi = _range("min_len", min_len, "max_len", max_len, 1)
+    reject = set(range(len(delta))) - accept
+    tables = {1: _count_table(delta, accept, hi), 0: _count_table(delta, reject, hi)}
+    lengths = {lab: [L for L in range(lo, hi + 1) if tab[L][0] > 0] for lab, tab in tables.items()}
+    for lab, name in ((1, "accepted"), (0, "rejected")):
+        if n > lab and not lengths[lab]:
+            raise DataError(f"Tomita grammar {grammar} has no {name} strings of length {lo}..{hi}")
+    out: list[Example] = []
+    for i in range(n):
+        rng = make_rng(seed, i)
+        label = 1 if i % 2 == 0 else 0
+        choices = lengths[label]
+        length = choices[int(rng.integers(0, len(choices)))]
+        string = _sample_dfa(delta, tables[label], length, rng)
+        x = _tokens([int(c) for c in string], 2, one_hot)
+        out.append(Example(x, torch.tensor(label, dtype=torch.int64), {"string": string}, per_step=False))
+    return out
+
+
+# --------------------------------------------------------------------------
+# balanced parentheses (Dyck-1) and a^n b^n
+# --------------------------------------------------------------------------
+
+PAREN_SYMBOLS: tuple[str, ...] = ("(", ")")
+PAREN_TARGETS: tuple[str, ...] = ("(", ")", "<end>")
+"""Channels of the next-symbol targets: may open, may close, may end here."""
+
+
+def _dyck_completions(max_len: int) -> list[list[int]]:
+    """``c[r][d]``: balanced completions of length ``r`` from depth ``d``."""
+    c = [[0] * (max_len + 2) for _ in range(max_len + 1)]
+    c[0][0] = 1
+    for r in range(1, max_len + 1):
+        for d in range(0, max_len + 1):
+            c[r][d] = c[r - 1][d + 1] + (c[r - 1][d - 1] if d > 0 else 0)
+    return c
+
+
+def _sample_dyck(length: int, table: list[list[int]], rng: np.random.Generator) -> str:
+    depth, chars = 0, []
+    for r in range(length, 0, -1):
+        up = table[r - 1][depth + 1]
+        down = table[r - 1][depth - 1] if depth > 0 else 0
+        if rng.random() * (up + down) < up:
+            chars.append("(")
+            depth += 1
+        else:
+            chars.append(")")
+            depth -= 1
+    return "".join(chars)
+
+
+def _balanced(string: str, open_: str = "(", close: str = ")") -> bool:
+    depth = 0
+    for ch in string:
+        depth += 1 if ch == open_ else -1
+        if depth < 0:
+            return False
+    return depth == 0
+
+
+def _check_task(task: str) -> str:
+    if task not in ("classify", "next_symbol"):
+        raise DataError(
+            f"unknown task {task!r}; expected 'classify' or 'next_symbol'"
+            + did_you_mean(str(task), ["classify", "next_symbol"])
+        )
+    return task
+
+
+def make_parentheses(
+    n: int,
+    *,
+    seed: int,
+    min_len: int = 2,
+    max_len: int = 20,
+    task: str = "classify",
+    one_hot: bool = False,
+) -> list[Example]:
+    """Balanced parentheses (the Dyck-1 language), e.g. Suzgun et al. (2019),
+    "LSTM networks can perform dynamic counting".
+
+    ``task="classify"``: balanced classes (even index: balanced, label 1).
+    Every string has even length (uniform over the even lengths in
+    ``min_len..max_len``) so parity is no cue.  Balanced strings are uniform
+    over Dyck words of that length; unbalanced ones are, half the time, a
+    random string, half the time a balanced word with one ``(``/``)`` pair
+    swapped (equal counts, so counting alone is no cue either).  ``y`` is a
+    scalar int64 label.
+
+    ``task="next_symbol"``: balanced strings only; at each step ``y`` is the
+    multi-hot set over :data:`PAREN_TARGETS` of what may come next: ``(``
+    always, ``)`` when depth > 0, ``<end>`` when depth is 0.
+
+    ``x``: ``[T]`` ids over :data:`PAREN_SYMBOLS` (or one-hot ``[T, 2]``).
+    """
+    n = _n(n)
+    task = _check_task(task)
+    lo, hi = _range("min_len", min_len, "max_len", max_len, 1)
+    halves = list(range(max(1, -(-lo // 2)), hi // 2 + 1))
+    if not halves:
+        raise DataError(f"no even length >= 2 in min_len..max_len ({lo}..{hi}); balanced strings need one")
+    table = _dyck_completions(2 * halves[-1])
+    out: list[Example] = []
+    for i in range(n):
+        rng = make_rng(seed, i)
+        length = 2 * halves[int(rng.integers(0, len(halves)))]
+        label = 1 if (task == "next_symbol" or i % 2 == 0) else 0
+        if label:
+            string = _sample_dyck(length, table, rng)
+        elif rng.random() < 0.5:
+            while True:
+                string = "".join("()"[b] for b in rng.integers(0, 2, size=length))
+                if not _balanced(string):
+                    break
+        else:
+            while True:
+                chars = list(_sample_dyck(length, table, rng))
+                opens = [k for k, c in enumerate(chars) if c == "("]
+                closes = [k for k, c in enumerate(chars) if c == ")"]
+                a = opens[int(rng.integers(0, len(opens)))]
+                b = closes[int(rng.integers(0, len(closes)))]
+                chars[a], chars[b] = chars[b], chars[a]
+                string = "".join(chars)
+                if not _balanced(string):
+                    break
+        ids = [PAREN_SYMBOLS.index(c) for c in string]
+        x = _tokens(ids, 2, one_hot)
+        if task == "classify":
+            out.append(Example(x, torch.tensor(label, dtype=torch.int64), {"string": string}, per_step=False))
+        else:
+            legal: list[list[int]] = []
+            depth = 0
+            for c in string:
+                depth += 1 if c == "(" else -1
+                legal.append([0] + ([1] if depth > 0 else [2]))
+            out.append(Example(x, _multi_hot(legal, 3), {"string": string}, per_step=True))
+    return out
+
+
+ANBN_SYMBOLS: tuple[str, ...] = ("S", "a", "b", "T")
+"""Start marker, ``a``, ``b``, termination marker (Gers & Schmidhuber 2001)."""
+
+
+def make_anbn(
+    n: int,
+    *,
+    seed: int,
+    min_n: int = 1,
+    max_n: int = 10,
+    task: str = "classify",
+    one_hot: bool = False,
+) -> list[Example]:
+    """The context-free language ``a^n b^n`` (Gers & Schmidhuber 2001, "LSTM recurrent
+    networks learn simple context-free and context-sensitive languages").
+
+    ``task="next_symbol"`` (the paper's setting): the input is ``S a^n b^n``
+    (``n`` uniform in ``min_n..max_n``); ``y`` is the multi-hot set over
+    :data:`ANBN_SYMBOLS` of legal next symbols: ``{a}`` after ``S``,
+    ``{a, b}`` while reading ``a``\\ s, ``{b}`` until the ``b``\\ s match, then
+    ``{T}``.  From the first ``b`` on, the continuation is deterministic: a
+    net that has learned to count predicts it exactly.
+
+    ``task="classify"``: balanced labels (even index: ``a^n b^n``, label 1).
+    Negatives have the same even length ``2m``: half are ``a^(m+d) b^(m-d)``
+    with ``d != 0`` (wrong counts), half are a shuffle of ``a^m b^m`` other
+    than the sorted one (right counts, wrong order).  ``x`` has no ``S``/``T``.
+    """
+    n = _n(n)
+    task = _check_task(task)
+    lo, hi = _range("min_n", min_n, "max_n", max_n, 1)
+    out: list[Example] = []
+    for i in range(n):
+        rng = make_rng(seed, i)
+        m = int(rng.integers(lo, hi + 1))
+        if task == "next_symbol":
+            string = "S" + "a" * m + "b" * m
+            legal = [[1]] + [[1, 2]] * m + [[2]] * (m - 1) + [[3]]
+            ids = [ANBN_SYMBOLS.index(c) for c in string]
+            extras = {"string": string}
+            out.append(Example(_tokens(ids, 4, one_hot), _multi_hot(legal, 4), extras, per_step=True))
+            continue
+        label = 1 if i % 2 == 0 else 0
+        if label:
+            string = "a" * m + "b" * m
+        elif rng.random() < 0.5:
+            d = int(rng.integers(1, m + 1)) * (1 if rng.random() < 0.5 else -1)
+            string = "a" * (m + d) + "b" * (m - d)
+        else:
+            if m == 1:
+                string = "ba"
+            else:
+                while True:
+                    chars = np.array(list("a" * m + "b" * m))
+                    string = "".join(rng.permutation(chars))
+                    if string != "a" * m + "b" * m:
+                        break
+        ids = [ANBN_SYMBOLS.index(c) for c in string]
+        out.append(Example(_tokens(ids, 4, one_hot), torch.tensor(label, dtype=torch.int64), {"string": string}, per_step=False))
+    return out
+
+
+# --------------------------------------------------------------------------
+# nested arithmetic (Hupkes, Veldhoen & Zuidema 2018)
+# --------------------------------------------------------------------------
+
+Tree = Union[int, tuple["Tree", str, "Tree"]]
+"""An arithmetic tree: an int leaf, or ``(left, op, right)`` with op ``'+'``/``'-'``."""
+
+ARITHMETIC_VOCAB: tuple[str, ...] = ("(", ")", "+", "-", *(str(v) for v in range(-10, 11)))
+"""Token vocabulary: brackets, the two operators, and the integers -10..10 as words."""
+
+
+def random_tree(num_ints: int, rng: np.random.Generator, min_int: int = -10, max_int: int = 10) -> Tree:
+    """A random expression with ``num_ints`` leaves: the split point between the
+    two subtrees and each operator are uniform."""
+    if num_ints == 1:
+        return int(rng.integers(min_int, max_int + 1))
+    k = int(rng.integers(1, num_ints))
+    left = random_tree(k, rng, min_int, max_int)
+    op = "+" if rng.random() < 0.5 else "-"
+    right = random_tree(num_ints - k, rng, min_int, max_int)
+    return (left, op, right)
+
+
+def tree_tokens(tree: Tree) -> list[str]:
+    """Fully bracketed token sequence, e.g. ``['(', '5', '-', '-3', ')']``."""
+    if isinstance(tree, int):
+        return [str(tree)]
+    left, op, right = tree
+    return ["(", *tree_tokens(left), op, *tree_tokens(right), ")"]
+
+
+def evaluate_tree(tree: Tree) -> int:
+    """The integer value of an arithmetic tree."""
+    if isinstance(tree, int):
+        return tree
+    left, op, right = tree
+    if op == "+":
+        return evaluate_tree(left) + evaluate_tree(right)
+    if op == "-":
+        return evaluate_tree(left) - evaluate_tree(right)
+    raise DataError(f"unknown operator {op!r} in arithmetic tree; expected '+' or '-'")
+
+
+def make_arithmetic(
+    n: int,
+    *,
+    seed: int,
+    lengths: int | Sequence[int] = (1, 2, 3, 4, 5, 6, 7, 8, 9),
+    min_int: int = -10,
+    max_int: int = 10,
+) -> list[Example]:
+    """Nested arithmetic expressions of Hupkes, Veldhoen & Zuidema (2018),
+    "Visualisation and 'diagnostic classifiers' reveal how recurrent and
+    recursive neural networks process hierarchical structure".
+
+    Expressions combine integers in ``min_int..max_int`` with ``+`` and ``-``
+    into random binary trees; the *length* (the paper's L1..L9) is the number
+    of integers, drawn uniformly from ``lengths``.  Each example carries the
+    tree for recursive nets and its bracketed token sequence for recurrent
+    ones; the target is the value.
+
+    * ``x``: ``[T]`` ids over :data:`ARITHMETIC_VOCAB`;
+    * ``y``: ``[1]`` float32 value;
+    * ``extras``: ``tree`` (nested tuples, see :data:`Tree`), ``tokens``,
+      ``value`` (int).
+    """
+    n = _n(n)
+    lens = [lengths] if isinstance(lengths, (int, np.integer)) else list(lengths)
+    if not lens:
+        raise DataError("parameter 'lengths' must list at least one expression length")
+    lens = [_int("lengths", v, 1) for v in lens]
+    lo, hi = _range("min_int", min_int, "max_int", max_int, -(10**9))
+    vocab = list(ARITHMETIC_VOCAB[:4]) + [str(v) for v in range(lo, hi + 1)]
+    index = {tok: k for k, tok in enumerate(vocab)}
+    out: list[Example] = []
+    for i in range(n):
+        rng = make_rng(seed, i)
+        length = lens[int(rng.integers(0, len(lens)))]
+        tree = random_tree(length, rng, lo, hi)
+        tokens = tree_tokens(tree)
+        value = evaluate_tree(tree)
+        x = torch.tensor([index[t] for t in tokens], dtype=torch.int64)
+        extras = {"tree": tree, "tokens": tuple(tokens), "value": value}
+        out.append(Example(x, torch.tensor([float(value)]), extras, per_step=False))
+    return out
+
+
+# --------------------------------------------------------------------------
+# associative memory (Hopfield 1982; Kosko 1988)
+# --------------------------------------------------------------------------
+
+
+def associative_patterns(
+    num_patterns: int, size: int, *, seed: int, value_size: int | None = None
+) -> tuple[Tensor, Tensor]:
+    """The stored patterns: bipolar (+1/-1) ``keys [P, size]`` and ``values [P, M]``.
+
+    ``value_size=None`` is auto-association (Hopfield): ``values`` is ``keys``.
+    Otherwise the values are independent random patterns (hetero-association,
+    Kosko's BAM).  Same ``seed`` as :func:`make_associative_pairs` gives the
+    patterns its probes are made from.
+    """
+    p = _int("num_patterns", num_patterns, 1)
+    size = _int("size", size, 1)
+    rng = make_rng(seed, 0xA550C)
+    keys = torch.from_numpy(rng.choice(np.array([-1.0, 1.0], dtype=np.float32), size=(p, size)))
+    if value_size is None:
+        return keys, keys.clone()
+    m = _int("value_size", value_size, 1)
+    values = torch.from_numpy(rng.choice(np.array([-1.0, 1.0], dtype=np.float32), size=(p, m)))
+    return keys, values
+
+
+def make_associative_pairs(
+    n: int,
+    *,
+    seed: int,
+    num_patterns: int = 5,
+    size: int = 64,
+    value_size: int | None = None,
+    noise: float = 0.1,
+) -> list[Example]:
+    """Noisy recall probes for Hopfield nets (Hopfield 1982) and BAMs (Kosko 1988).
+
+    Probe ``i`` is stored key ``i % num_patterns`` (every pattern probed
+    equally often) with exactly ``round(noise * size)`` randomly chosen signs
+    flipped; the target is the stored value for that key.
+
+    * ``x``: ``[1, size]`` float probe (one "step": the net's initial state);
+    * ``y``: ``[M]`` float clean value;
+    * ``extras``: ``key`` (the clean key) and ``index`` (pattern number).
+    """
+    n = _n(n)
+    noise = _float("noise", noise, 0.0, 1.0)
+    keys, values = associative_patterns(num_patterns, size, seed=seed, value_size=value_size)
+    flips = round(noise * keys.shape[1])
+    out: list[Example] = []
+    for i in range(n):
+        rng = make_rng(seed, i)
+        k = i % keys.shape[0]
+        probe = keys[k].clone()
+        where = rng.choice(keys.shape[1], size=flips, replace=False)
+        probe[torch.from_numpy(where.astype(np.int64))] *= -1
+        out.append(Example(probe.unsqueeze(0), values[k].clone(), {"key": keys[k].clone(), "index": k}, per_step=False))
+    return out
+
+
+# --------------------------------------------------------------------------
+# delayed recall and temporal order
+# --------------------------------------------------------------------------
+
+
+def make_delayed_recall(
+    n: int,
+    *,
+    seed: int,
+    lag: int = 5,
+    min_len: int = 10,
+    max_len: int = 30,
+    symbols: int = 8,
+    one_hot: bool = False,
+) -> list[Example]:
+    """Delayed recall: output the input from ``lag`` steps ago.
+
+    A plain test of memory span (the "time lag" experiments of Hochreiter &
+    Schmidhuber 1997 in their simplest form; also Mozer 1992's delayed
+    recall).  Inputs are uniform random symbols ``0..symbols-1``.
+
+    * ``x``: ``[T]`` ids (or one-hot ``[T, symbols]``), ``T`` in ``min_len..max_len``;
+    * ``y``: ``[T]`` int64, ``y[t] = x[t - lag]`` (0 for ``t < lag``);
+    * ``extras["loss_mask"]``: True for ``t >= lag``.
+    """
+    n = _n(n)
+    lag = _int("lag", lag, 0)
+    lo, hi = _range("min_len", min_len, "max_len", max_len, 1)
+    if lo <= lag:
+        raise DataError(f"parameter 'min_len' ({lo}) must exceed 'lag' ({lag}) so every sequence has a target")
+    symbols = _int("symbols", symbols, 2)
+    out: list[Example] = []
+    for i in range(n):
+        rng = make_rng(seed, i)
+        length = int(rng.integers(lo, hi + 1))
+        ids = rng.integers(0, symbols, size=length)
+        y = np.zeros(length, dtype=np.int64)
+        y[lag:] = ids[: length - lag]
+        mask = np.arange(length) >= lag
+        out.append(
+            Example(_tokens(ids, symbols, one_hot), torch.from_numpy(y), {"loss_mask": torch.from_numpy(mask)}, per_step=True)
+        )
+    return out
+
+
+TEMPORAL_ORDER_SYMBOLS: tuple[str, ...] = ("a", "b", "c", "d", "B", "E", "X", "Y")
+
+
+def make_temporal_order(
+    n: int,
+    *,
+    seed: int,
+    min_len: int = 100,
+    max_len: int = 110,
+    first: tuple[int, int] = (10, 20),
+    second: tuple[int, int] = (50, 60),
+    one_hot: bool = False,
+) -> list[Example]:
+    """Temporal order problem, Hochreiter & Schmidhuber (1997), Experiment 6a.
+
+    A sequence ``B ... E`` of random distractors ``a b c d`` hides two
+    relevant symbols, each ``X`` or ``Y``, at positions drawn from ``first``
+    and ``second`` (inclusive, 0-based).  The class is their order:
+    ``XX``=0, ``XY``=1, ``YX``=2, ``YY``=3.
+
+    ``x``: ``[T]`` ids over :data:`TEMPORAL_ORDER_SYMBOLS`; ``y``: scalar int64.
+    """
+    n = _n(n)
+    lo, hi = _range("min_len", min_len, "max_len", max_len, 3)
+    f0, f1 = _range("first[0]", first[0], "first[1]", first[1], 1)
+    s0, s1 = _range("second[0]", second[0], "second[1]", second[1], 1)
+    if f1 >= s0 or s1 >= lo - 1:
+        raise DataError(
+            f"temporal-order positions must satisfy 1 <= first < second < min_len - 1; got first={first}, "
+            f"second={second}, min_len={lo}"
+        )
+    out: list[Example] = []
+    for i in range(n):
+        rng = make_rng(seed, i)
+        length = int(rng.integers(lo, hi + 1))
+        ids = rng.integers(0, 4, size=length)
+        ids[0], ids[-1] = 4, 5
+        p1, p2 = int(rng.integers(f0, f1 + 1)), int(rng.integers(s0, s1 + 1))
+        a, b = int(rng.integers(0, 2)), int(rng.integers(0, 2))
+        ids[p1], ids[p2] = 6 + a, 6 + b
+        out.append(Example(_tokens(ids, 8, one_hot), torch.tensor(2 * a + b, dtype=torch.int64), per_step=False))
+    return out
+
+
+# --------------------------------------------------------------------------
+# registry
+# --------------------------------------------------------------------------
+
+TASKS: dict[str, Callable[..., list[Example]]] = {
+    "copy": make_copy,
+    "repeat_copy": make_repeat_copy,
+    "adding": make_adding,
+    "temporal_xor": make_temporal_xor,
+    "reber": make_reber,
+    "embedded_reber": make_embedded_reber,
+    "mackey_glass": make_mackey_glass,
+    "tomita": make_tomita,
+    "parentheses": make_parentheses,
+    "anbn": make_anbn,
+    "arithmetic": make_arithmetic,
+    "associative_pairs": make_associative_pairs,
+    "delayed_recall": make_delayed_recall,
+    "temporal_order": make_temporal_order,
+}
+"""Task name (as written in a spec) -> generator."""
+
+
+def make_task(name: str, n: int, *, seed: int, **params: Any) -> list[Example]:
+    """Generate task ``name`` by its spec name, checking parameter names first
+    so a typo gets a did-you-mean instead of a Python ``TypeError``."""
+    fn = TASKS.get(name)
+    if fn is None:
+        raise DataError(
+            f"unknown synthetic task {name!r}{did_you_mean(name, TASKS)}; known tasks: {listing(sorted(TASKS))}"
+        )
+    sig = inspect.signature(fn)
+    allowed = [p for p in sig.parameters if p not in ("n", "seed", "params")]
+    if fn is make_mackey_glass:
+        allowed += [p for p in inspect.signature(mackey_glass).parameters if p not in ("length", "seed", "tau")]
+    for key in params:
+        if key not in allowed:
+            raise DataError(
+                f"task {name!r} has no parameter {key!r}{did_you_mean(key, allowed)}; "
+                f"its parameters are {listing(allowed)}"
+            )
+    missing = [
+        p.name
+        for p in sig.parameters.values()
+        if p.default is inspect.Parameter.empty
+        and p.kind is inspect.Parameter.KEYWORD_ONLY
+        and p.name not in params
+        and p.name != "seed"
+    ]
+    if missing:
+        raise DataError(f"task {name!r} needs parameter(s) {listing(missing)}")
+    return fn(n, seed=seed, **params)

@@ -1,0 +1,207 @@
+"""The validated spec: one pydantic model that both formats produce.
+
+Every model is strict (a wrong type is an error, never coerced) and forbids
+unknown keys (a misspelt key is an error with a did-you-mean, never ignored).
+Equality compares the data only, not where it came from, so a spec dumped to
+the other format and read back is equal to the original.
+"""
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
+
+PositiveInt = Annotated[int, Field(gt=0)]
+Fraction = Annotated[float, Field(ge=0.0, lt=1.0)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, validate_assignment=False)
+
+    def __eq__(self, other: object) -> bool:
+        return type(self) is type(other) and self.model_dump() == other.model_dump()  # type: ignore[union-attr]
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+def _exactly_one(values: dict[str, Any], keys: tuple[str, ...], what: str) -> None:
+    given = [k for k in keys if values.get(k) is not None]
+    if len(given) != 1:
+        options = " or ".join(repr(k) for k in keys)
+        if not given:
+            raise ValueError(f"{what} needs one of {options}")
+        raise ValueError(f"{what} takes only one of {options}, got {', '.join(repr(g) for g in given)}")
+
+
+# ---------------------------------------------------------------- cells
+
+class ParamDecl(Strict):
+    """A declared parameter: its shape (else inferred) and initializer."""
+
+    shape: Optional[list[int | str]] = None
+    init: Optional[str] = None
+
+
+class CellDef(Strict):
+    """A cell as written: inputs, state variables with sizes, constants,
+    parameters and equations (canonical text; the parsed equations with their
+    source positions ride along privately)."""
+
+    inputs: list[str] = Field(default_factory=lambda: ["x"])
+    state: dict[str, int | str]
+    consts: dict[str, int | float | str] = Field(default_factory=dict)
+    output: Optional[str] = None
+    params: dict[str, ParamDecl] = Field(default_factory=dict)
+    equations: list[str]
+
+    _parsed: Any = PrivateAttr(default=None)  # list[Equation] with positions
+    _origin: Any = PrivateAttr(default=None)  # Pos of the cell's name
+
+
+# ---------------------------------------------------------------- network
+
+class InputSpec(Strict):
+    """``{tokens: 96, embed: 64}`` (token ids, embedded) or ``{vector: 40}``."""
+
+    tokens: Optional[PositiveInt] = None
+    vector: Optional[PositiveInt] = None
+    embed: Optional[PositiveInt] = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> "InputSpec":
+        _exactly_one(self.__dict__, ("tokens", "vector"), "input")
+        if self.vector is not None and self.embed is not None:
+            raise ValueError("'embed' applies to token inputs only")
+        return self
+
+    @property
+    def size(self) -> int:
+        """Features per step as the first layer sees them."""
+        if self.vector is not None:
+            return self.vector
+        return self.embed if self.embed is not None else int(self.tokens or 0)
+
+
+class LayerSpec(Strict):
+    """One recurrent layer (``depth`` stacks copies of it)."""
+
+    cell: str
+    hidden: PositiveInt
+    depth: PositiveInt = 1
+    dropout: Fraction = 0.0
+    bidirectional: bool = False
+    merge: Literal["concat", "sum"] = "concat"
+    heads: PositiveInt = 1
+    bias: bool = True
+    args: dict[str, int | float | str] = Field(default_factory=dict)
+
+
+class OutputSpec(Strict):
+    """A linear read-out: ``logits`` (for cross-entropy) or ``linear``."""
+
+    logits: Optional[PositiveInt] = None
+    linear: Optional[PositiveInt] = None
+    every_step: bool = False
+    activation: Optional[Literal["sigmoid", "tanh", "relu", "softmax", "log_softmax"]] = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> "OutputSpec":
+        _exactly_one(self.__dict__, ("logits", "linear"), "output")
+        return self
+
+    @property
+    def size(self) -> int:
+        return int(self.logits if self.logits is not None else self.linear or 0)
+
+
+class ModelSpec(Strict):
+    input: InputSpec
+    layers: Annotated[list[LayerSpec], Field(min_length=1)]
+    output: Optional[OutputSpec] = None
+    batch_first: bool = False
+
+
+# ---------------------------------------------------------------- training
+
+class DataSpec(Strict):
+    """Where examples come from: a text file, a corpus that ships with
+    Python, or a built-in synthetic task generator."""
+
+    text: Optional[str] = None
+    corpus: Optional[Literal["pydoc_topics"]] = None
+    task: Optional[str] = None
+    params: dict[str, Any] = Field(default_factory=dict)
+    level: Literal["char", "word"] = "char"
+    seq_len: PositiveInt = 128
+    split: Annotated[float, Field(gt=0.0, le=1.0)] = 0.9
+    limit_chars: Optional[PositiveInt] = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "DataSpec":
+        _exactly_one(self.__dict__, ("text", "corpus", "task"), "data")
+        return self
+
+
+class OptimizerArgs(Strict):
+    lr: Annotated[float, Field(gt=0.0)] = 1e-3
+    momentum: Annotated[float, Field(ge=0.0)] = 0.0
+    nesterov: bool = False
+    weight_decay: Annotated[float, Field(ge=0.0)] = 0.0
+    betas: Optional[tuple[float, float]] = None
+    eps: Optional[Annotated[float, Field(gt=0.0)]] = None
+
+
+OptimizerName = Literal["sgd", "adam", "adamw", "rmsprop", "adagrad"]
+
+
+class BpttSpec(Strict):
+    truncate: Optional[PositiveInt] = None
+
+
+class SampleSpec(Strict):
+    length: PositiveInt = 200
+    temperature: Annotated[float, Field(gt=0.0)] = 0.8
+    prompt: str = ""
+    top_k: Optional[PositiveInt] = None
+
+
+class TrainSpec(Strict):
+    data: DataSpec
+    loss: Literal["cross_entropy", "mse", "bce", "ctc"] = "cross_entropy"
+    optimizer: dict[OptimizerName, OptimizerArgs] = Field(default_factory=lambda: {"adam": OptimizerArgs()})
+    bptt: BpttSpec = Field(default_factory=BpttSpec)
+    batch: PositiveInt = 32
+    epochs: PositiveInt = 1
+    max_steps: Optional[PositiveInt] = None
+    clip_grad_norm: Optional[Annotated[float, Field(gt=0.0)]] = None
+    seed: int = 0
+    log_every: PositiveInt = 20
+    sample: Optional[SampleSpec] = None
+
+    @model_validator(mode="after")
+    def _one_optimizer(self) -> "TrainSpec":
+        if len(self.optimizer) != 1:
+            raise ValueError("optimizer takes exactly one of sgd, adam, adamw, rmsprop, adagrad")
+        return self
+
+
+# ---------------------------------------------------------------- the spec
+
+class Spec(Strict):
+    """A whole spec file, includes resolved into ``cells``."""
+
+    name: Optional[str] = None
+    include: list[str] = Field(default_factory=list)
+    cells: dict[str, CellDef] = Field(default_factory=dict)
+    model: Optional[ModelSpec] = None
+    train: Optional[TrainSpec] = None
+
+    _file: str = PrivateAttr(default="<spec>")
+    _where: Any = PrivateAttr(default=None)  # SourceMap
+    _library: Any = PrivateAttr(default=None)  # dict[str, CellDef]: every cell in scope
+
+    def cell(self, name: str) -> CellDef:
+        lib = self._library or {}
+        if name in self.cells:
+            return self.cells[name]
+        return lib[name]

@@ -1,0 +1,1 @@
+"""The cell standard library (cells/*.rnn) and example specs (examples/), shipped as package data."""
