@@ -9,7 +9,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from rnnspec.compiler import Network
+from rnnspec.backends.runtime import Network
+from rnnspec.compiler import build
 from rnnspec.errors import SpecError
 from rnnspec.spec.model import InputSpec, LayerSpec, ModelSpec, Spec
 
@@ -54,7 +55,7 @@ def spec_of(rnn: nn.RNNBase) -> Spec:
 
 def from_torch(rnn: nn.RNNBase) -> Network:
     """A compiled network holding ``rnn``'s weights (copied), same dtype and device."""
-    net = Network(spec_of(rnn))
+    net = build(spec_of(rnn))
     p = next(rnn.parameters())
     net.to(dtype=p.dtype, device=p.device)
     group = net.rnn.groups[0]
@@ -73,10 +74,11 @@ def to_torch(net: Network) -> nn.RNNBase:
         raise SpecError("to_torch takes a network of one recurrent layer group with no embedding or output layer")
     group = net.rnn.groups[0]
     spec = group.spec
+    ir0 = group.layers[0][0].ir
     if spec.merge != "concat" or spec.heads != 1:
         raise SpecError("to_torch: torch.nn modules only concatenate directions and have no heads")
     kwargs = dict(
-        input_size=net.irs[0].inputs[0][1],
+        input_size=ir0.inputs[0][1],
         hidden_size=spec.hidden,
         num_layers=spec.depth,
         bias=spec.bias,

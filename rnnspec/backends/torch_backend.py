@@ -9,12 +9,12 @@ closures over the IR, so no spec text is ever executed.
 """
 from __future__ import annotations
 
-import math
 from typing import Callable, Optional, Sequence
 
 import torch
 from torch import Tensor, nn
 
+from rnnspec.backends import runtime
 from rnnspec.backends import torch_ops as ops
 from rnnspec.errors import SpecError
 from rnnspec.ir.cell import CellIR, Param
@@ -22,63 +22,6 @@ from rnnspec.ir.expr import BinOp, Call, Expr, Neg, Num, Var
 
 Env = dict  # variable name -> Tensor (or float for constants)
 Fn = Callable[[Env], "Tensor | float"]
-
-
-def init_param(t: Tensor, p: Param, ir: CellIR) -> None:
-    """Fill ``t`` by ``p``'s initializer; ``default`` is torch.nn.RNN's
-    uniform(±1/sqrt(hidden)), hidden being the first state's size."""
-    name, args = p.init.name, p.init.args
-    hidden = ir.states[0][1] if ir.states else t.shape[0]
-    with torch.no_grad():
-        if name == "default":
-            bound = 1.0 / math.sqrt(max(hidden, 1))
-            t.uniform_(-bound, bound)
-        elif name == "uniform":
-            lo, hi = args if args else (-1.0 / math.sqrt(max(hidden, 1)), 1.0 / math.sqrt(max(hidden, 1)))
-            t.uniform_(lo, hi)
-        elif name == "normal":
-            mean, std = (0.0, args[0]) if len(args) == 1 else args
-            t.normal_(mean, std)
-        elif name == "orthogonal":
-            if t.dim() == 2:
-                # Orthogonal per square block, so stacked gates are each orthogonal.
-                rows, cols = t.shape
-                for r in range(0, rows, cols):
-                    nn.init.orthogonal_(t[r : r + cols], gain=args[0] if args else 1.0)
-            else:
-                t.uniform_(-1.0, 1.0)
-        elif name == "xavier":
-            if t.dim() == 2:
-                nn.init.xavier_uniform_(t)
-            else:
-                t.zero_()
-        elif name == "zeros":
-            t.zero_()
-        elif name == "ones":
-            t.fill_(1.0)
-        elif name == "constant":
-            t.fill_(args[0])
-        elif name == "chunks":
-            parts = t.reshape(len(args), -1) if t.numel() % len(args) == 0 else None
-            if parts is None:
-                raise SpecError(f"chunks({len(args)} values) does not divide parameter {p.name!r} of {t.numel()}", p.pos)
-            for i, v in enumerate(args):
-                parts[i].fill_(v)
-        else:  # pragma: no cover - the IR builder rejects unknown names
-            raise SpecError(f"unknown initializer {name!r}", p.pos)
-
-
-def head_mask(rows: int, cols: int, heads: int) -> Tensor:
-    """Block-diagonal mask for a recurrent matrix split into ``heads`` heads.
-
-    Rows are ``k`` stacked gate blocks of ``rows/k`` units (k = rows/cols when
-    that divides, as in LSTM's [4H, H]); unit i of each gate belongs to head
-    ``i // (units/heads)``, column j to head ``j // (cols/heads)``."""
-    k = rows // cols if rows % cols == 0 else 1
-    units = rows // k
-    r = torch.arange(rows) % units // (units // heads)
-    c = torch.arange(cols) // (cols // heads)
-    return (r[:, None] == c[None, :]).float()
 
 
 class Cell(nn.Module):
@@ -101,15 +44,16 @@ class Cell(nn.Module):
                 if cols % heads or (rows // (rows // cols if rows % cols == 0 else 1)) % heads:
                     raise SpecError(f"heads={heads} does not divide the recurrent matrix {m.param!r} {list((rows, cols))}")
                 buf = f"_mask_{m.param}"
-                self.register_buffer(buf, head_mask(rows, cols, heads), persistent=False)
+                self.register_buffer(buf, runtime.head_mask(rows, cols, heads), persistent=False)
                 self.masked[m.param] = buf
         self.reset_parameters()
         self._groups = self._hoist_groups()
         self._step = _compile_step(self)
 
     def reset_parameters(self) -> None:
+        hidden = self.ir.states[0][1] if self.ir.states else 1
         for p in self.ir.params:
-            init_param(getattr(self, p.name), p, self.ir)
+            runtime.init_param(getattr(self, p.name), p.init.name, p.init.args, hidden)
 
     def weight(self, name: str) -> Tensor:
         w = getattr(self, name)
@@ -138,7 +82,26 @@ class Cell(nn.Module):
         return out
 
     def step(self, env: Env) -> Env:
+        """Evaluate the equations on ``env`` (inputs, states, ``__pre__``)."""
         return self._step(env)
+
+    # The runtime's cell protocol (see rnnspec.backends.runtime).
+    @property
+    def state_sizes(self) -> list[int]:
+        return [size for _, size in self.ir.states]
+
+    @property
+    def output_size(self) -> int:
+        return self.ir.output_size
+
+    def hoist(self, x: Tensor) -> _PerStep:
+        return _PerStep(self.precompute({self.ir.inputs[0][0]: x}))
+
+    def advance(self, x_t: Tensor, pre_t: dict, state: Sequence[Tensor]) -> tuple[list[Tensor], Tensor]:
+        env: Env = {self.ir.inputs[0][0]: x_t, "__pre__": pre_t}
+        env.update(zip(self.ir.state_names, state))
+        env = self._step(env)
+        return [env[n + "'"] for n in self.ir.state_names], env[self.ir.output]
 
     def initial_state(self, batch: int, like: Tensor) -> list[Tensor]:
         return [like.new_zeros(batch, size) for _, size in self.ir.states]
@@ -223,60 +186,36 @@ def _compile_step(cell: Cell) -> Callable[[Env], Env]:
     return step
 
 
-def reverse_padded(x: Tensor, lengths: Optional[Tensor]) -> Tensor:
-    """Reverse each sequence of ``x`` [T, B, ...] within its own length
-    (padding stays where it is), so a backward pass starts at each end."""
-    if lengths is None:
-        return x.flip(0)
-    T = x.shape[0]
-    t = torch.arange(T, device=x.device)[:, None]
-    L = lengths.to(x.device)[None, :]
-    idx = torch.where(t < L, L - 1 - t, t)  # [T, B]
-    idx = idx.reshape(T, -1, *([1] * (x.dim() - 2))).expand_as(x)
-    return x.gather(0, idx)
+class _PerStep:
+    """Hoisted products [T, B, n], indexed by step."""
+
+    def __init__(self, pre: dict[tuple[str, Expr], Tensor]) -> None:
+        self.pre = pre
+
+    def __getitem__(self, t: int) -> dict[tuple[str, Expr], Tensor]:
+        return {k: v[t] for k, v in self.pre.items()}
 
 
-def run_direction(
-    cell: Cell, x: Tensor, state: Sequence[Tensor], lengths: Optional[Tensor]
-) -> tuple[Tensor, list[Tensor]]:
-    """Run ``cell`` over ``x`` [T, B, I] from ``state``; steps past a
-    sequence's length leave its state unchanged and its output zero."""
-    ir = cell.ir
-    T = x.shape[0]
-    in_name = ir.inputs[0][0]
-    pre = cell.precompute({in_name: x})
-    names = ir.state_names
-    state = list(state)
-    outs: list[Tensor] = []
-    valid = None
-    if lengths is not None:
-        valid = torch.arange(T, device=x.device)[:, None] < lengths.to(x.device)[None, :]  # [T, B]
-        valid = valid.unsqueeze(-1)
-    for t in range(T):
-        env: Env = {in_name: x[t], "__pre__": {k: v[t] for k, v in pre.items()}}
-        env.update(zip(names, state))
-        env = cell.step(env)
-        new = [env[n + "'"] for n in names]
-        y = env[ir.output]
-        if valid is not None:
-            m = valid[t]
-            new = [torch.where(m, n, s) for n, s in zip(new, state)]
-            y = torch.where(m, y, torch.zeros_like(y))
-        state = new
-        outs.append(y)
-    if not outs:
-        return x.new_zeros(0, x.shape[1], ir.output_size), state
-    return torch.stack(outs, 0), state
+def run_direction(cell: Cell, x: Tensor, state: Sequence[Tensor], lengths: Optional[Tensor]) -> tuple[Tensor, list[Tensor]]:
+    """The reference loop (see :func:`rnnspec.backends.runtime.run_direction`)."""
+    return runtime.run_direction(cell, x, state, lengths)
 
 
-def run_layer(
-    cells: Sequence[Cell], x: Tensor, states: Sequence[Sequence[Tensor]], lengths: Optional[Tensor], merge: str
-) -> tuple[Tensor, list[list[Tensor]]]:
-    """One layer, one or two directions; returns merged outputs and per-direction states."""
-    fwd, new_f = run_direction(cells[0], x, states[0], lengths)
-    if len(cells) == 1:
-        return fwd, [new_f]
-    rev, new_b = run_direction(cells[1], reverse_padded(x, lengths), states[1], lengths)
-    bwd = reverse_padded(rev, lengths)
-    out = torch.cat([fwd, bwd], -1) if merge == "concat" else fwd + bwd
-    return out, [new_f, new_b]
+Runner = runtime.Runner
+
+
+def pick_runner(backend: str, x: Tensor) -> Runner:
+    """``auto``: generated Triton kernels on CUDA tensors, this reference loop
+    elsewhere; ``triton`` forces the kernels (on CPU: TRITON_INTERPRET=1)."""
+    if backend == "torch" or (backend == "auto" and not x.is_cuda):
+        return run_direction
+    try:
+        from rnnspec.kernels.launch import run_direction_triton
+    except ImportError as e:
+        if backend == "triton":
+            raise RuntimeError(f"backend='triton' needs the triton package and rnnspec's kernels: {e}") from e
+        return run_direction
+    return run_direction_triton
+
+
+reverse_padded = runtime.reverse_padded

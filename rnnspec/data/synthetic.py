@@ -442,6 +442,7 @@ def mackey_glass(
     sample_step: float = 1.0,
     x0: float = 1.2,
     washout: float = 500.0,
+    history: float | None = None,
 ) -> Tensor:
     """The Mackey-Glass series (Mackey & Glass, Science 1977), float32 ``[length]``.
 
@@ -450,7 +451,9 @@ def mackey_glass(
     at half steps are linearly interpolated between stored points (so
     ``tau/dt`` must be an integer).  The initial history on ``[-tau, 0]`` is
     ``x0 + 0.2 * (u - 0.5)`` with ``u`` uniform from ``seed`` — the seed picks
-    the trajectory, the dynamics are deterministic.  The first ``washout``
+    the trajectory, the dynamics are deterministic — or the constant
+    ``history`` when given (the textbook ``x(t) = 1.2`` for ``t <= 0``, which
+    makes ``seed`` irrelevant).  The first ``washout``
     time units are discarded, then one value every ``sample_step`` is kept.
     With ``tau=17`` the series is chaotic and stays within about [0.2, 1.4].
     """
@@ -471,7 +474,10 @@ def mackey_glass(
     steps = skip + (length - 1) * sub
     rng = make_rng(seed, 0x3AC6)
     # a Python list: scalar arithmetic on floats is several times faster than on NumPy scalars
-    buf: list[float] = (x0 + 0.2 * (rng.random(delay + 1) - 0.5)).tolist()
+    if history is not None:
+        buf: list[float] = [_float("history", history)] * (delay + 1)
+    else:
+        buf = (x0 + 0.2 * (rng.random(delay + 1) - 0.5)).tolist()
     buf.extend([0.0] * steps)
 
     def f(x: float, xd: float) -> float:

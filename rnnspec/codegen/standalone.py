@@ -1,0 +1,243 @@
+"""``rnnspec compile SPEC -o model.py``: a standalone, readable module.
+
+The file needs only torch.  It holds (1) the runtime, copied verbatim from
+:mod:`rnnspec.backends.runtime` (the same code the in-process module runs),
+(2) one class per cell instance, straight-line torch code with the cell's
+equations in a comment on top, and (3) ``Model``, whose ``state_dict`` keys
+are the in-process module's, so weights move between the two unchanged.
+"""
+from __future__ import annotations
+
+import inspect
+import keyword
+from typing import Iterable
+
+from rnnspec.backends import runtime
+from rnnspec.backends.torch_ops import UNARY
+from rnnspec.compiler import expand_irs
+from rnnspec.errors import SpecError
+from rnnspec.ir.cell import CellIR
+from rnnspec.ir.expr import BinOp, Call, Expr, Neg, Num, Var, equation_source, fmt_num
+from rnnspec.spec.dump import dump_yaml
+from rnnspec.spec.model import Spec
+
+_PREC = {"+": 1, "-": 1, "*": 2, "/": 2}
+
+
+def _var(name: str) -> str:
+    """A variable's Python name: ``h'`` -> ``h_next``; never a keyword."""
+    base = name[:-1] + "_next" if name.endswith("'") else name
+    return base + "_" if keyword.iskeyword(base) or base in ("self", "torch", "F", "state") else base
+
+
+class _Emitter:
+    def __init__(self, ir: CellIR, hoisted_slices: dict[tuple[str, Expr], str]) -> None:
+        self.ir = ir
+        self.params = {p.name for p in ir.params}
+        self.hoisted = hoisted_slices
+        self.masked: set[str] = set()
+
+    def weight(self, name: str) -> str:
+        return f"self.weight({name!r})" if name in self.masked else f"self.{name}"
+
+    def expr(self, e: Expr, parent: int = 0, right: bool = False) -> str:
+        if isinstance(e, Num):
+            return fmt_num(e.value) if e.value >= 0 else f"({fmt_num(e.value)})"
+        if isinstance(e, Var):
+            return self.weight(e.name) if e.name in self.params else _var(e.name)
+        if isinstance(e, Neg):
+            text = f"-{self.expr(e.arg, 4)}"
+            return f"({text})" if parent >= 3 else text
+        if isinstance(e, BinOp):
+            if e.op == "@":
+                key = (e.left.name, e.right)  # type: ignore[union-attr]
+                if key in self.hoisted:
+                    return self.hoisted[key]
+                return f"torch.matmul({self.expr(e.right)}, {self.weight(e.left.name)}.t())"  # type: ignore[union-attr]
+            p = _PREC[e.op]
+            text = f"{self.expr(e.left, p)} {e.op} {self.expr(e.right, p, True)}"
+            return f"({text})" if p < parent or (p == parent and right) else text
+        if isinstance(e, Call):
+            args = [self.expr(a) for a in e.args]
+            if e.fn in UNARY:
+                fn = UNARY[e.fn][1]
+                return f"{fn}({args[0]})" if fn else args[0]
+            if e.fn == "min":
+                return f"_emin({args[0]}, {args[1]})"
+            if e.fn == "max":
+                return f"_emax({args[0]}, {args[1]})"
+            if e.fn == "clamp":
+                return f"_emin(_emax({args[0]}, {args[1]}), {args[2]})"
+            if e.fn == "cat":
+                return f"torch.cat([{', '.join(args)}], -1)"
+            if e.fn == "outer":
+                return f"({args[0]}.unsqueeze(-1) * {args[1]}.unsqueeze(-2)).flatten(-2)"
+        raise SpecError(f"code generation does not support {e!r}", getattr(e, "pos", None))
+
+
+def cell_class(ir: CellIR, class_name: str, heads: int) -> str:
+    """Source of one cell instance's module."""
+    groups: dict[Expr, list[str]] = {}
+    for m in ir.matmuls:
+        if m.hoisted and m.param not in groups.setdefault(m.operand, []):
+            groups[m.operand].append(m.param)
+    slices: dict[tuple[str, Expr], str] = {}
+    offset = 0
+    for operand, names in groups.items():
+        for n in names:
+            rows = ir.param(n).shape[0]
+            slices[(n, operand)] = f"pre_t[:, {offset}:{offset + rows}]"
+            offset += rows
+    em = _Emitter(ir, slices)
+    if heads > 1:
+        em.masked = {m.param for m in ir.matmuls if not m.hoisted}
+    x_name = ir.inputs[0][0]
+    hidden = ir.states[0][1]
+    lines = [f"class {class_name}(nn.Module):"]
+    lines.append(f'    """Cell {ir.name!r}: input {ir.inputs[0][1]}, states ' + ", ".join(f"{n}[{s}]" for n, s in ir.states) + ".")
+    lines.append("")
+    for eq in ir.equations:
+        lines.append(f"        {equation_source(eq)}")
+    lines.append('    """')
+    lines.append("")
+    lines.append(f"    state_sizes = {[s for _, s in ir.states]!r}")
+    lines.append(f"    output_size = {ir.output_size}")
+    lines.append("")
+    lines.append("    def __init__(self) -> None:")
+    lines.append("        super().__init__()")
+    for p in ir.params:
+        lines.append(f"        self.{p.name} = nn.Parameter(torch.empty{p.shape!r})")
+    for name in sorted(em.masked):
+        rows, cols = ir.param(name).shape
+        lines.append(f"        self.register_buffer('_mask_{name}', head_mask({rows}, {cols}, {heads}), persistent=False)")
+    lines.append("        self.reset_parameters()")
+    lines.append("")
+    lines.append("    def reset_parameters(self) -> None:")
+    for p in ir.params:
+        lines.append(f"        init_param(self.{p.name}, {p.init.name!r}, {tuple(p.init.args)!r}, {hidden})")
+    if not ir.params:
+        lines.append("        pass")
+    lines.append("")
+    lines.append("    def weight(self, name: str) -> Tensor:")
+    lines.append("        w = getattr(self, name)")
+    lines.append("        mask = getattr(self, '_mask_' + name, None)")
+    lines.append("        return w if mask is None else w * mask")
+    lines.append("")
+    lines.append("    def hoist(self, x: Tensor) -> Tensor:")
+    lines.append('        """Input products for all steps at once (one GEMM per operand)."""')
+    if groups:
+        parts = []
+        for operand, names in groups.items():
+            w = em.weight(names[0]) if len(names) == 1 else "torch.cat([" + ", ".join(em.weight(n) for n in names) + "], 0)"
+            op_text = _Emitter(ir, {}).expr(operand).replace(_var(x_name), "x") if operand != Var(x_name) else "x"
+            parts.append(f"torch.matmul({op_text}, {w}.t())")
+        lines.append(f"        return {parts[0]}" if len(parts) == 1 else "        return torch.cat([" + ", ".join(parts) + "], -1)")
+    else:
+        lines.append("        return x.new_zeros(x.shape[0], x.shape[1], 0)")
+    lines.append("")
+    lines.append("    def advance(self, x_t: Tensor, pre_t: Tensor, state: List[Tensor]) -> Tuple[List[Tensor], Tensor]:")
+    lines.append(f"        {_var(x_name)} = x_t")
+    names = [_var(n) for n, _ in ir.states]
+    lines.append(f"        {', '.join(names)}{',' if len(names) == 1 else ''} = state")
+    for eq in ir.equations:
+        expr = eq.expr
+        if isinstance(expr, Call) and expr.fn == "split":
+            targets = ", ".join(_var(t) for t in eq.targets)
+            lines.append(f"        {targets} = torch.chunk({em.expr(expr.args[0])}, {len(eq.targets)}, -1)")
+        else:
+            lines.append(f"        {_var(eq.targets[0])} = {em.expr(expr)}")
+    new = ", ".join(_var(n + "'") for n, _ in ir.states)
+    lines.append(f"        return [{new}], {_var(ir.output)}")
+    return "\n".join(lines)
+
+
+_HELPERS = '''
+def _emin(a, b):
+    if not isinstance(a, Tensor) and not isinstance(b, Tensor):
+        return min(a, b)
+    ref = a if isinstance(a, Tensor) else b
+    return torch.minimum(torch.as_tensor(a, dtype=ref.dtype, device=ref.device), torch.as_tensor(b, dtype=ref.dtype, device=ref.device))
+
+
+def _emax(a, b):
+    if not isinstance(a, Tensor) and not isinstance(b, Tensor):
+        return max(a, b)
+    ref = a if isinstance(a, Tensor) else b
+    return torch.maximum(torch.as_tensor(a, dtype=ref.dtype, device=ref.device), torch.as_tensor(b, dtype=ref.dtype, device=ref.device))
+'''
+
+
+def _runtime_source() -> str:
+    """runtime.py without its module docstring and __future__ import."""
+    src = inspect.getsource(runtime)
+    body = src.split('"""', 2)[2]
+    return body.replace("from __future__ import annotations\n", "").strip()
+
+
+def generate(spec: Spec, source_name: str = "<spec>") -> str:
+    """The standalone module's source text for ``spec``'s network."""
+    if spec.model is None:
+        raise SpecError("this spec has no network to compile (it defines cells only)", None)
+    model = spec.model
+    levels = expand_irs(spec)
+    classes: list[str] = []
+    group_code: list[str] = []
+    for g, (layer, irs) in enumerate(zip(model.layers, levels)):
+        rows = []
+        for k, ir in enumerate(irs):
+            cname = f"Cell{g}_{k}_{ir.name}"
+            classes.append(cell_class(ir, cname, layer.heads))
+            dirs = 2 if layer.bidirectional else 1
+            rows.append("[" + ", ".join(f"{cname}()" for _ in range(dirs)) + "]")
+        group_code.append(
+            f"            LayerGroup([{', '.join(rows)}], merge={layer.merge!r}, dropout={layer.dropout!r}),"
+        )
+    out = model.output
+    header = f'''"""{spec.name or "model"}: generated by rnnspec from {source_name}. Needs only torch.
+
+    import {{this module}} as m
+    net = m.Model()                          # a torch.nn.Module
+    y, state = net(x, state=None, lengths=None)
+
+The spec it was generated from:
+
+{_indent(dump_yaml(spec))}
+"""
+from typing import Any, Callable, List, Optional, Sequence, Tuple, Union
+
+'''
+    model_code = f'''
+
+class Model(Network):
+    """The network of the spec: same state_dict keys as rnnspec.compile(spec)."""
+
+    def __init__(self) -> None:
+        groups = [
+{chr(10).join(group_code)}
+        ]
+        super().__init__(
+            Recurrent(groups, batch_first=False),
+            tokens={model.input.tokens!r},
+            embed={model.input.embed!r},
+            output={out.size if out is not None else None!r},
+            every_step={out.every_step if out is not None else True!r},
+            activation={out.activation if out is not None else None!r},
+            batch_first={model.batch_first!r},
+        )
+'''
+    parts = [header + _runtime_source(), "import torch.nn.functional as F", _HELPERS.strip()]
+    parts += classes
+    return "\n\n\n".join(parts) + "\n" + model_code
+
+
+def _indent(text: str) -> str:
+    return "\n".join("    " + line if line else line for line in text.splitlines())
+
+
+def write(spec: Spec, path: str, source_name: str = "<spec>") -> None:
+    from rnnspec.train.checkpoint import atomic_write_text
+
+    atomic_write_text(path, generate(spec, source_name))
+
+
+__all__: Iterable[str] = ("generate", "write")

@@ -1,0 +1,117 @@
+"""Write a Spec back out, as YAML or as .rnn text.
+
+Reading either output gives a Spec equal to the original (tested), so
+``rnnspec check --dump`` converts between the formats.
+"""
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import yaml
+
+from rnnspec.spec.model import CellDef, LayerSpec, Spec
+
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def to_data(spec: Spec) -> dict[str, Any]:
+    """Plain data with defaults left out (what a person would have written)."""
+    return spec.model_dump(exclude_defaults=True, mode="json")
+
+
+def dump_yaml(spec: Spec) -> str:
+    return yaml.safe_dump(to_data(spec), sort_keys=False, default_flow_style=None, width=100)
+
+
+def _value(v: Any) -> str:
+    if v is True:
+        return "true"
+    if v is False:
+        return "false"
+    if v is None:
+        return "null"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, str):
+        return v if _IDENT.match(v) and v not in ("true", "false", "null") else json.dumps(v)
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_value(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{ " + " ".join(f"{k}: {_value(x)}" for k, x in v.items()) + " }"
+    raise TypeError(f"cannot write {v!r}")
+
+
+def _cell(name: str, c: CellDef) -> str:
+    sig = list(c.inputs)
+    sig += [f"{s}[{size}]" for s, size in c.state.items()]
+    sig += [f"{k}={_value(v)}" for k, v in c.consts.items()]
+    head = f"cell {name}(" + ", ".join(sig) + ")"
+    if c.output is not None:
+        head += f" -> {c.output}"
+    lines = [head + " {"]
+    for pname, decl in c.params.items():
+        text = f"    param {pname}"
+        if decl.shape is not None:
+            text += "[" + ", ".join(str(d) for d in decl.shape) + "]"
+        if decl.init is not None:
+            text += f": {decl.init}"
+        lines.append(text)
+    lines += [f"    {eq}" for eq in c.equations]
+    lines.append("}")
+    return "\n".join(lines)
+
+
+def _call(name: str, first: Any, named: dict[str, Any]) -> str:
+    args = ([] if first is None else [_value(first)]) + [f"{k}={_value(v)}" for k, v in named.items()]
+    return f"{name}(" + ", ".join(args) + ")"
+
+
+def _layer(layer: LayerSpec) -> str:
+    named: dict[str, Any] = {"hidden": layer.hidden}
+    if layer.heads != 1:
+        named["heads"] = layer.heads
+    if not layer.bias:
+        named["bias"] = False
+    named.update(layer.args)
+    text = "    layer " + _call(layer.cell, None, named)
+    if layer.bidirectional:
+        text += " bidirectional" + (" sum" if layer.merge == "sum" else "")
+    elif layer.merge != "concat":
+        text += f" bidirectional {layer.merge}"  # merge without bidirectional cannot be said in the DSL
+    if layer.depth != 1:
+        text += f" depth {layer.depth}"
+    if layer.dropout:
+        text += f" dropout {layer.dropout!r}"
+    return text
+
+
+def dump_rnn(spec: Spec) -> str:
+    parts: list[str] = []
+    for inc in spec.include:
+        parts.append(f"import {json.dumps(inc)}")
+    for name, c in spec.cells.items():
+        parts.append(_cell(name, c))
+    if spec.model is not None:
+        m = spec.model
+        lines = [f"network {spec.name or 'model'} {{"]
+        if m.input.tokens is not None:
+            lines.append("    input " + _call("tokens", m.input.tokens, {"embed": m.input.embed} if m.input.embed else {}))
+        else:
+            lines.append("    input " + _call("vector", m.input.vector, {}))
+        lines += [_layer(layer) for layer in m.layers]
+        if m.output is not None:
+            o = m.output
+            kind, size = ("logits", o.logits) if o.logits is not None else ("linear", o.linear)
+            text = "    output " + _call(kind, size, {"activation": o.activation} if o.activation else {})
+            lines.append(text + (" every step" if o.every_step else ""))
+        if m.batch_first:
+            lines.append("    batch_first = true")
+        lines.append("}")
+        parts.append("\n".join(lines))
+    if spec.train is not None:
+        data = spec.train.model_dump(exclude_defaults=True, mode="json")
+        lines = ["train {"] + [f"    {k}: {_value(v)}" for k, v in data.items()] + ["}"]
+        parts.append("\n".join(lines))
+    return "\n\n".join(parts) + "\n"
