@@ -184,9 +184,10 @@ def _pad(seqs: Sequence[Tensor], batch_first: bool, value: float, what: str) -> 
             )
     t_max = max(int(s.shape[0]) for s in seqs)
     shape = (len(seqs), t_max, *first.shape[1:]) if batch_first else (t_max, len(seqs), *first.shape[1:])
-    out = torch.full(shape, value, dtype=first.dtype, device=first.device) if first.dtype != torch.bool else (
-        torch.full(shape, bool(value), dtype=torch.bool, device=first.device)
-    )
+    try:
+        out = torch.full(shape, value, dtype=first.dtype, device=first.device)
+    except (RuntimeError, TypeError) as err:
+        raise DataError(f"{what}: padding value {value!r} does not fit dtype {first.dtype}") from err
     for i, s in enumerate(seqs):
         if batch_first:
             out[i, : s.shape[0]] = s

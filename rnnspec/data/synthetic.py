@@ -41,6 +41,7 @@ __all__ = [
     "ANBN_SYMBOLS",
     "TEMPORAL_ORDER_SYMBOLS",
     "ARITHMETIC_VOCAB",
+    "arithmetic_vocab",
     "Tree",
     "make_copy",
     "make_repeat_copy",
@@ -218,8 +219,8 @@ def make_adding(n: int, *, seed: int, length: int = 100, variant: str = "modern"
     Memory" (1997), Experiment 4.  Each step is a pair (value, marker): the
     value is uniform in [-1, 1]; the marker is 1 on exactly two steps, -1 on
     the first and last step (unless marked) and 0 elsewhere.  The first marked
-    step is one of the first 10, the second one of the first ``length/2 - 1``
-    still-unmarked steps; a marked first step has its value set to 0, as in
+    step is one of the first 10 (of the first ``length/2 - 1`` for lengths
+    under 22), the second one of the first ``length/2 - 1`` still-unmarked steps; a marked first step has its value set to 0, as in
     the paper.  Sequence lengths are uniform in ``length .. length + length//10``.
     Target: ``0.5 + (X1 + X2) / 4`` (the sum scaled into [0, 1]).
 
@@ -253,7 +254,7 @@ def make_adding(n: int, *, seed: int, length: int = 100, variant: str = "modern"
             values = rng.uniform(-1.0, 1.0, size=t)
             markers = np.zeros(t)
             markers[0] = markers[t - 1] = -1.0
-            p1 = int(rng.integers(0, min(10, t)))
+            p1 = int(rng.integers(0, min(10, length // 2 - 1)))
             candidates = [p for p in range(length // 2 - 1) if p != p1]
             p2 = int(candidates[int(rng.integers(0, len(candidates)))])
             markers[[p1, p2]] = 1.0
@@ -657,8 +658,8 @@ def make_tomita(
     reject = set(range(len(delta))) - accept
     tables = {1: _count_table(delta, accept, hi), 0: _count_table(delta, reject, hi)}
     lengths = {lab: [L for L in range(lo, hi + 1) if tab[L][0] > 0] for lab, tab in tables.items()}
-    for lab, name in ((1, "accepted"), (0, "rejected")):
-        if n > lab and not lengths[lab]:
+    for lab, name, needed in ((1, "accepted", n >= 1), (0, "rejected", n >= 2)):
+        if needed and not lengths[lab]:
             raise DataError(f"Tomita grammar {grammar} has no {name} strings of length {lo}..{hi}")
     out: list[Example] = []
     for i in range(n):
@@ -862,8 +863,16 @@ def make_anbn(
 Tree = Union[int, tuple["Tree", str, "Tree"]]
 """An arithmetic tree: an int leaf, or ``(left, op, right)`` with op ``'+'``/``'-'``."""
 
-ARITHMETIC_VOCAB: tuple[str, ...] = ("(", ")", "+", "-", *(str(v) for v in range(-10, 11)))
-"""Token vocabulary: brackets, the two operators, and the integers -10..10 as words."""
+
+
+def arithmetic_vocab(min_int: int = -10, max_int: int = 10) -> tuple[str, ...]:
+    """Token vocabulary of :func:`make_arithmetic`: brackets, the two operators,
+    then the integers ``min_int..max_int`` as words (token id = position)."""
+    return ("(", ")", "+", "-", *(str(v) for v in range(min_int, max_int + 1)))
+
+
+ARITHMETIC_VOCAB: tuple[str, ...] = arithmetic_vocab()
+"""The vocabulary for the paper's integer range -10..10."""
 
 
 def random_tree(num_ints: int, rng: np.random.Generator, min_int: int = -10, max_int: int = 10) -> Tree:
@@ -916,7 +925,8 @@ def make_arithmetic(
     tree for recursive nets and its bracketed token sequence for recurrent
     ones; the target is the value.
 
-    * ``x``: ``[T]`` ids over :data:`ARITHMETIC_VOCAB`;
+    * ``x``: ``[T]`` ids over ``arithmetic_vocab(min_int, max_int)``
+      (:data:`ARITHMETIC_VOCAB` for the defaults);
     * ``y``: ``[1]`` float32 value;
     * ``extras``: ``tree`` (nested tuples, see :data:`Tree`), ``tokens``,
       ``value`` (int).
@@ -927,7 +937,7 @@ def make_arithmetic(
         raise DataError("parameter 'lengths' must list at least one expression length")
     lens = [_int("lengths", v, 1) for v in lens]
     lo, hi = _range("min_int", min_int, "max_int", max_int, -(10**9))
-    vocab = list(ARITHMETIC_VOCAB[:4]) + [str(v) for v in range(lo, hi + 1)]
+    vocab = arithmetic_vocab(lo, hi)
     index = {tok: k for k, tok in enumerate(vocab)}
     out: list[Example] = []
     for i in range(n):

@@ -105,6 +105,7 @@ def load_csv(
     num_classes: int | None = None,
     classes: Sequence[str] | None = None,
     delimiter: str = ",",
+    encoding: str = "utf-8",
 ) -> list[Example]:
     """Sequences from a CSV file with a header row.
 
@@ -122,13 +123,14 @@ def load_csv(
     * ``num_classes`` / ``classes``: make the label a class id, checked to be
       in ``0..num_classes-1`` (or one of the ``classes`` names, mapped to its
       index).
+    * ``delimiter``, ``encoding``: how to read the file.
     """
     p = Path(path)
     nc = _check_num_classes(num_classes, classes)
     target = target or ("sequence" if sequence_id is not None else "step")
     if target not in ("step", "sequence"):
         raise DataError(f"target must be 'step' or 'sequence', got {target!r}{did_you_mean(str(target), ['step', 'sequence'])}")
-    text = read_text(p)
+    text = read_text(p, encoding=encoding)
     reader = csv.reader(io.StringIO(text), delimiter=delimiter)
     header: list[str] | None = None
     rows: list[tuple[int, list[str]]] = []
@@ -237,6 +239,10 @@ def _np_load(path: Path, allow_pickle: bool) -> Any:
         raise DataError(f"{path}: is a directory, expected a {path.suffix or '.npy/.npz'} file")
     if size == 0:
         raise DataError(f"{path}: file is empty")
+    with open(path, "rb") as fh:
+        magic = fh.read(6)
+    if magic != b"\x93NUMPY" and not magic.startswith(b"PK\x03\x04"):
+        raise DataError(f"{path}: not a valid NumPy file (no .npy header or .npz archive signature)")
     try:
         return np.load(path, allow_pickle=allow_pickle)
     except ValueError as err:

@@ -311,7 +311,8 @@ class _FileBuilder(_Builder):
         name_tok, *stmts = t.children
         if "model" in self.data:
             raise SpecError("a spec file holds one network; this is the second", self.pos(name_tok))
-        self.data["name"] = self.put(("name",), str(name_tok), self.pos(name_tok), self.pos(name_tok))
+        name = _unquote(name_tok) if name_tok.type == "STRING" else str(name_tok)
+        self.data["name"] = self.put(("name",), name, self.pos(name_tok), self.pos(name_tok))
         model: dict[str, Any] = {}
         self.put(("model",), None, self.pos(t), self.pos(t))
         self.data["model"] = model

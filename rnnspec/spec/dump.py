@@ -95,7 +95,8 @@ def dump_rnn(spec: Spec) -> str:
         parts.append(_cell(name, c))
     if spec.model is not None:
         m = spec.model
-        lines = [f"network {spec.name or 'model'} {{"]
+        name = spec.name or "model"
+        lines = [f"network {name if _IDENT.match(name) else json.dumps(name)} {{"]
         if m.input.tokens is not None:
             lines.append("    input " + _call("tokens", m.input.tokens, {"embed": m.input.embed} if m.input.embed else {}))
         else:
