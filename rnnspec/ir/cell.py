@@ -523,21 +523,22 @@ def _without_bias(eqs: list[Equation], plist: list[Param]) -> tuple[list[Equatio
     vectors = {p.name for p in plist if len(p.shape) == 1}
     other_use: set[str] = set()
 
-    def scan(e: Expr, additive: bool) -> None:
+    def scan(e: Expr, in_sum: bool) -> None:
+        """Record vector parameters used other than as a term of a sum."""
         if isinstance(e, Var):
-            if not additive:
+            if not in_sum:
                 other_use.add(e.name)
         elif isinstance(e, BinOp):
-            scan(e.left, additive and e.op in "+-")
-            scan(e.right, additive and e.op in "+-")
+            scan(e.left, e.op in "+-")
+            scan(e.right, e.op in "+-")
         elif isinstance(e, Neg):
-            scan(e.arg, False)
+            scan(e.arg, in_sum)
         elif isinstance(e, Call):
             for a in e.args:
-                scan(a, True)  # a call's argument is a fresh additive context
+                scan(a, False)
 
     for eq in eqs:
-        scan(eq.expr, True)
+        scan(eq.expr, False)
     biases = vectors - other_use
 
     def summands(e: Expr) -> Expr | None:
