@@ -213,21 +213,27 @@ def load_rnn(text: str, filename: str) -> Raw:
     """Parse a .rnn file into the same raw data a YAML spec gives."""
     remember_source(filename, text)
     at = _Offset(Pos(filename, 1, 1))
-    if text.count("{") > limits.MAX_NODES or _max_nesting(text) > limits.MAX_DEPTH:
-        raise SpecError(f"nesting deeper than {limits.MAX_DEPTH} levels; a spec never needs this", Pos(filename, 1, 1))
+    too_deep = _too_deep_at(text)
+    if too_deep is not None:
+        line = text.count("\n", 0, too_deep) + 1
+        col = too_deep - (text.rfind("\n", 0, too_deep) + 1) + 1
+        raise SpecError(f"nesting deeper than {limits.MAX_DEPTH} levels; a spec never needs this", Pos(filename, line, col))
     tree = _parse(text, "start", at, "spec")
     return _FileBuilder(at, filename).build(tree)
 
 
-def _max_nesting(text: str) -> int:
-    depth = best = 0
-    for ch in text:
+def _too_deep_at(text: str) -> int | None:
+    """Offset of the first bracket nested deeper than the limit (before parsing,
+    so a hostile file cannot exhaust the parser's stack)."""
+    depth = 0
+    for i, ch in enumerate(text):
         if ch in "([{":
             depth += 1
-            best = max(best, depth)
+            if depth > limits.MAX_DEPTH:
+                return i
         elif ch in ")]}":
             depth -= 1
-    return best
+    return None
 
 
 class _FileBuilder(_Builder):

@@ -234,6 +234,8 @@ def _show(v: Any) -> str:
         return f"the string {v!r}"
     if v is None:
         return "nothing (null)"
+    if isinstance(v, bool):
+        return "true" if v else "false"
     return repr(v)
 
 
