@@ -1,4 +1,4 @@
-"""The ``rnnspec`` command line: check, compile, train, sample, bench, graph.
+"""The ``rnnspec`` command line: check, compile, train, eval, predict, sample, bench, graph.
 
 Bad input ends with a located message on stderr and exit status 2, never a
 Python traceback; a failure of rnnspec itself is a bug and keeps its trace.
@@ -8,10 +8,10 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Callable, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 from rnnspec import __version__
-from rnnspec.errors import SpecError
+from rnnspec.errors import Pos, SpecError
 
 EXIT_OK, EXIT_FAIL, EXIT_INVALID = 0, 1, 2
 
@@ -58,21 +58,50 @@ def cmd_compile(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _train_spec(args: argparse.Namespace) -> Any:
+    """The spec to train: the file given, or the run's own (``--resume``), with
+    the command line's ``--train.x=...`` overrides applied before validation."""
+    from rnnspec.train.config import load_with_overrides, parse_overrides
+
+    overrides = parse_overrides(args.overrides)
+    if args.resume is not None:
+        spec_path = Path(args.resume) / "spec.yaml"
+        if not spec_path.is_file():
+            raise SpecError(f"not a run directory (no spec.yaml inside); give the folder `rnnspec train --run-dir` wrote",
+                            Pos(str(args.resume)))
+        if args.spec is not None:
+            raise SpecError("give a spec file or --resume RUN_DIR, not both (a resumed run keeps its spec)", Pos(str(args.spec)))
+        resumable = {("train", "max_steps"), ("train", "epochs"), ("train", "log_every"), ("train", "eval_every"),
+                     ("train", "checkpoint_every")}
+        for o in overrides:
+            if tuple(o.path) not in resumable:
+                raise SpecError(
+                    "a resumed run keeps its spec (or it would not continue exactly); only "
+                    + ", ".join("--" + ".".join(p) for p in sorted(resumable)) + " may change",
+                    o.key_pos,
+                )
+        return load_with_overrides(spec_path, overrides)
+    return load_with_overrides(args.spec, overrides)
+
+
 def cmd_train(args: argparse.Namespace) -> int:
-    from rnnspec.spec.loader import load
-    from rnnspec.train.loop import train
+    from rnnspec.train.checkpoint import CheckpointError
+    from rnnspec.train.loop import resolved_spec, train, with_train
 
     if args.spec is None and args.resume is None:
         _err("give a spec file, or --resume RUN_DIR")
         return EXIT_INVALID
-    if args.resume is not None:
-        spec_path = Path(args.resume) / "spec.yaml"
-        if not spec_path.is_file():
-            _err(f"{args.resume}: not a run directory (no spec.yaml inside)")
-            return EXIT_INVALID
-        spec = load(spec_path)
-    else:
-        spec = load(args.spec)
+    spec = _train_spec(args)
+    if args.print_config:
+        from rnnspec.spec.dump import dump_yaml
+
+        if spec.train is not None and args.seed is not None:
+            spec = with_train(spec, seed=args.seed)
+        sys.stdout.write(dump_yaml(resolved_spec(spec) if spec.train is not None else spec))
+        return EXIT_OK
+    if args.max_steps is not None and args.max_steps < 1:
+        _err("--max-steps must be at least 1")
+        return EXIT_INVALID
     try:
         result = train(
             spec,
@@ -80,35 +109,77 @@ def cmd_train(args: argparse.Namespace) -> int:
             resume=Path(args.resume) if args.resume else None,
             max_steps=args.max_steps,
             seed=args.seed,
+            deterministic=args.deterministic,
         )
     except KeyboardInterrupt:
         return 130
-    print(f"done: {result.steps} steps, run directory {result.run_dir}")
+    except CheckpointError as e:
+        _err(f"error: {e}")
+        return EXIT_INVALID
+    if int(__import__("os").environ.get("RANK", "0")) == 0:
+        extra = "" if result.stopped == "done" else f" ({result.stopped.replace('_', ' ')})"
+        print(f"done: {result.steps} steps{extra}, run directory {result.run_dir}")
+    return EXIT_OK
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    import json
+
+    from rnnspec.data.errors import DataError
+    from rnnspec.train.checkpoint import CheckpointError
+    from rnnspec.train.inference import evaluate_run
+
+    try:
+        res = evaluate_run(args.run, split=args.split, which=args.checkpoint, batch=args.batch)
+    except (CheckpointError, DataError) as e:
+        _err(f"error: {e}" if isinstance(e, CheckpointError) else str(e))
+        return EXIT_INVALID
+    if args.json:
+        print(json.dumps(res))
+    else:
+        metrics = "  ".join(f"{k} {v:.4f}" for k, v in res.items() if isinstance(v, float))
+        print(f"{res['split']} ({res['size']:,} {'tokens' if 'bpc' in res else 'examples'}, "
+              f"{Path(res['checkpoint']).name} at step {res['step']}): {metrics}")
+    return EXIT_OK
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from rnnspec.data.errors import DataError
+    from rnnspec.train.checkpoint import CheckpointError
+    from rnnspec.train.inference import predict
+
+    try:
+        n = predict(args.run, args.input, args.output, which=args.checkpoint, batch=args.batch)
+    except (CheckpointError, DataError) as e:
+        _err(f"error: {e}" if isinstance(e, CheckpointError) else str(e))
+        return EXIT_INVALID
+    print(f"wrote {n} predictions to {args.output}")
     return EXIT_OK
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
     import torch
 
-    from rnnspec.compiler import build
-    from rnnspec.data.text import Vocab
-    from rnnspec.spec.loader import loads
-    from rnnspec.train.checkpoint import CheckpointError, load_checkpoint
+    from rnnspec.train.checkpoint import CheckpointError
+    from rnnspec.train.inference import load_run
     from rnnspec.train.sampling import sample_ids
 
-    run = Path(args.run)
-    ckpt_path = run / "checkpoints" / "last.pt" if run.is_dir() else run
     try:
-        ckpt = load_checkpoint(ckpt_path)
+        r = load_run(args.run, args.checkpoint)
     except CheckpointError as e:
         _err(f"error: {e}")
         return EXIT_INVALID
-    spec = loads(ckpt["spec"], "yaml", filename=f"{ckpt_path}[spec]")
-    net = build(spec)
-    net.load_state_dict(ckpt["model"])
-    vocab = Vocab.from_json(ckpt["vocab"])
-    prompt = vocab.encode(args.prompt) if args.prompt else torch.tensor([0])
-    ids = sample_ids(net, prompt, args.length, temperature=args.temperature, top_k=args.top_k,
+    if r.objective != "lm" or r.vocab is None:
+        _err(f"error: {r.path}: sampling needs a language model trained on text (this run's objective is {r.objective!r})")
+        return EXIT_INVALID
+    if args.temperature <= 0:
+        _err("error: --temperature must be > 0")
+        return EXIT_INVALID
+    vocab = r.vocab
+    prompt = vocab.encode(args.prompt) if args.prompt else torch.tensor([vocab.id("\n") if "\n" in vocab else 0])
+    if prompt.numel() == 0:
+        prompt = torch.tensor([0])
+    ids = sample_ids(r.net, prompt, args.length, temperature=args.temperature, top_k=args.top_k,
                      generator=torch.Generator().manual_seed(args.seed))
     print(args.prompt + vocab.decode(ids))
     return EXIT_OK
@@ -169,13 +240,38 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--emit-kernels", metavar="DIR", help="write the generated Triton kernel source into DIR")
     c.set_defaults(func=cmd_compile)
 
-    c = sub.add_parser("train", help="train a spec's network (progress, checkpoints, metrics)")
+    c = sub.add_parser(
+        "train",
+        help="train a spec's network (progress, checkpoints, metrics)",
+        description="Train a spec's network. Any --SECTION.KEY=VALUE (e.g. --train.optimizer.adam.lr=1e-3, "
+        "--train.batch=16) overrides the spec before it is validated. Multi-process: "
+        "torchrun --nproc-per-node N -m rnnspec train SPEC.",
+    )
     c.add_argument("spec", nargs="?")
     c.add_argument("--run-dir", help="where the run is written (default runs/<name>-<time>)")
     c.add_argument("--resume", metavar="RUN_DIR", help="continue a run exactly where it stopped")
-    c.add_argument("--max-steps", type=int, help="stop after this many optimizer steps")
+    c.add_argument("--max-steps", type=int, help="stop after this many optimizer steps (in total, for a resumed run)")
     c.add_argument("--seed", type=int, help="override train.seed")
-    c.set_defaults(func=cmd_train)
+    c.add_argument("--deterministic", action="store_true", help="use deterministic algorithms only (slower on GPU)")
+    c.add_argument("--print-config", action="store_true", help="print the resolved spec (overrides applied) and exit")
+    c.set_defaults(func=cmd_train, overrides=[])
+
+    c = sub.add_parser("eval", help="metrics of a trained run on its validation or test split")
+    c.add_argument("run", help="a run directory or a checkpoint file")
+    c.add_argument("--split", choices=["train", "validation", "test"], default="validation")
+    c.add_argument("--checkpoint", choices=["auto", "best", "last"], default="auto",
+                   help="which checkpoint of a run directory (auto: best if there is one)")
+    c.add_argument("--batch", type=int, help="batch size (default: the run's)")
+    c.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
+    c.set_defaults(func=cmd_eval)
+
+    c = sub.add_parser("predict", help="predictions of a trained run for the sequences in a file")
+    c.add_argument("run", help="a run directory or a checkpoint file")
+    c.add_argument("input", help=".txt (one sequence per line), .csv/.tsv, .npy or .npz")
+    c.add_argument("-o", "--output", required=True, help=".jsonl (default format), .csv or .npy")
+    c.add_argument("--checkpoint", choices=["auto", "best", "last"], default="auto")
+    c.add_argument("--batch", type=int, default=64)
+    c.set_defaults(func=cmd_predict)
 
     c = sub.add_parser("sample", help="generate text from a trained language model")
     c.add_argument("run", help="a run directory or a checkpoint file")
@@ -184,6 +280,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--temperature", type=float, default=0.8)
     c.add_argument("--top-k", type=int)
     c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--checkpoint", choices=["auto", "best", "last"], default="auto")
     c.set_defaults(func=cmd_sample)
 
     c = sub.add_parser("graph", help="print the network: layers, equations, what is hoisted")
@@ -201,9 +298,39 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+_OVERRIDE_HEADS = ("name", "include", "cells", "model", "train")
+
+
+def _split_overrides(argv: list[str]) -> tuple[list[str], list[str]]:
+    """Separate ``--train.batch=16`` / ``--train.batch 16`` (spec overrides) from the other arguments."""
+    rest: list[str] = []
+    found: list[str] = []
+    i = 0
+    while i < len(argv):
+        tok = argv[i]
+        name = tok[2:].split("=", 1)[0]
+        if tok.startswith("--") and "." in name and not name.startswith("."):
+            found.append(tok)
+            if "=" not in tok and i + 1 < len(argv):
+                found.append(argv[i + 1])
+                i += 1
+        elif tok == "--":
+            rest.extend(argv[i:])
+            break
+        else:
+            rest.append(tok)
+        i += 1
+    return rest, found
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    rest, overrides = _split_overrides(list(sys.argv[1:] if argv is None else argv))
+    args = parser.parse_args(rest)
+    if overrides:
+        if getattr(args, "command", None) != "train":
+            parser.error(f"spec overrides ({overrides[0]}) apply to `rnnspec train` only")
+        args.overrides = overrides
     if not getattr(args, "func", None):
         parser.print_help()
         return EXIT_INVALID

@@ -91,11 +91,11 @@ class SpecError(Exception):
         if line is None:
             return head
         col = max(self.pos.col, 1)
+        width = max(1, (self.pos.end_col - col) if self.pos.end_col > col else 1)
         if len(line) > 120:  # show a window around the spot, not a megabyte of line
             start = max(0, col - 60)
             line = ("..." if start else "") + line[start : start + 120] + ("..." if start + 120 < len(line) else "")
             col = col - start + (3 if start else 0)
-        width = max(1, (self.pos.end_col - col) if self.pos.end_col > col else 1)
         gutter = f"{self.pos.line:>5} | "
         caret = " " * (len(gutter) + col - 1) + "^" * min(width, max(1, len(line) - col + 1))
         return f"{head}\n{gutter}{line}\n{caret}"

@@ -88,12 +88,14 @@ def run_direction(cell: nn.Module, x: Tensor, state: Sequence[Tensor], lengths: 
     """Run ``cell`` over ``x`` [T, B, I] from ``state``; steps past a
     sequence's length leave its state unchanged and its output zero."""
     T = x.shape[0]
-    pre = cell.hoist(x)
-    state = list(state)
-    outs: List[Tensor] = []
     valid = None
     if lengths is not None:
         valid = (torch.arange(T, device=x.device)[:, None] < lengths.to(x.device)[None, :]).unsqueeze(-1)
+        # Padding never enters the computation (a NaN there would poison gradients).
+        x = torch.where(valid.view(T, -1, *([1] * (x.dim() - 2))), x, torch.zeros((), dtype=x.dtype, device=x.device))
+    pre = cell.hoist(x)
+    state = list(state)
+    outs: List[Tensor] = []
     for t in range(T):
         new, y = cell.advance(x[t], pre[t], state)
         if valid is not None:

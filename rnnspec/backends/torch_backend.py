@@ -50,6 +50,17 @@ class Cell(nn.Module):
         self._groups = self._hoist_groups()
         self._step = _compile_step(self)
 
+    def __getstate__(self) -> dict:
+        # The compiled step closes over this module: rebuild it on the copy
+        # (deepcopy, pickle) so the copy computes with its own weights.
+        state = self.__dict__.copy()
+        state.pop("_step", None)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._step = _compile_step(self)
+
     def reset_parameters(self) -> None:
         hidden = self.ir.states[0][1] if self.ir.states else 1
         for p in self.ir.params:

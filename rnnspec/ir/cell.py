@@ -320,8 +320,17 @@ def build_cell(
             return Call(fn, tuple(substitute(a) for a in e.args), e.pos)
         return e
 
+    # Names used left of `@` anywhere are matrices, so using one elementwise
+    # elsewhere is "two shapes", not "undefined".
+    matrices = {
+        node.left.name
+        for eq in equations
+        for node in walk(eq.expr)
+        if isinstance(node, BinOp) and node.op == "@" and isinstance(node.left, Var)
+    }
+
     def is_param_name(n: str, as_matrix: bool) -> bool:
-        return n in params or as_matrix or _BIAS_NAME.match(n) is not None
+        return n in params or as_matrix or n in matrices or _BIAS_NAME.match(n) is not None
 
     def undefined(v: Var) -> SpecError:
         known = [k for k in env] + [k for k in const_values]

@@ -88,19 +88,33 @@ class _Offset:
 
 def _parse(text: str, start: str, at: _Offset, what: str) -> Tree:
     try:
-        return parser().parse(text, start=start)
+        tree = parser().parse(text, start=start)
     except UnexpectedInput as e:
         raise _syntax_error(e, text, at, what) from None
     except RecursionError:
         raise SpecError(f"{what} nested too deeply", at(1, 1)) from None
+    _check_depth(tree, at, what)
+    return tree
+
+
+def _check_depth(tree: Tree, at: _Offset, what: str) -> None:
+    """Refuse trees deeper than any spec needs, before anything recurses over
+    them (Lark parses iteratively; the builders and the IR recurse)."""
+    stack = [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limits.MAX_EXPR_DEPTH:
+            meta = node.meta
+            line, col = (meta.line, meta.column) if not getattr(meta, "empty", True) else (1, 1)
+            raise SpecError(f"{what} nested deeper than {limits.MAX_EXPR_DEPTH} levels; a spec never needs this", at(line, col))
+        stack.extend((c, depth + 1) for c in node.children if isinstance(c, Tree))
 
 
 def _syntax_error(e: UnexpectedInput, text: str, at: _Offset, what: str) -> SpecError:
     if isinstance(e, UnexpectedToken):
         tok = e.token
         if tok.type == "$END":
-            line = text.count("\n") + 1
-            col = len(text.rsplit("\n", 1)[-1]) + 1
+            line, col = _end_of(text)
             return SpecError(f"{what} ends too early; expected {_describe_expected(e.expected)}", at(line, col))
         return SpecError(
             f"unexpected {tok.value!r} in {what}; expected {_describe_expected(e.expected)}",
@@ -111,9 +125,16 @@ def _syntax_error(e: UnexpectedInput, text: str, at: _Offset, what: str) -> Spec
         hint = "; a prime (') only follows a state name, as in h'" if ch == "'" else ""
         return SpecError(f"unexpected character {ch!r} in {what}{hint}", at(e.line, e.column))
     if isinstance(e, UnexpectedEOF):
-        line = text.count("\n") + 1
-        return SpecError(f"{what} ends too early; expected {_describe_expected(set(e.expected))}", at(line, 1))
+        line, col = _end_of(text)
+        return SpecError(f"{what} ends too early; expected {_describe_expected(set(e.expected))}", at(line, col))
     return SpecError(f"cannot parse {what}: {e}", at(getattr(e, "line", 1), getattr(e, "column", 1)))
+
+
+def _end_of(text: str) -> tuple[int, int]:
+    """Line and column just after the last non-blank character."""
+    body = text.rstrip()
+    line = body.count("\n") + 1
+    return line, len(body.rsplit("\n", 1)[-1]) + 1
 
 
 def _with_end(p: Pos, width: int) -> Pos:
@@ -213,27 +234,10 @@ def load_rnn(text: str, filename: str) -> Raw:
     """Parse a .rnn file into the same raw data a YAML spec gives."""
     remember_source(filename, text)
     at = _Offset(Pos(filename, 1, 1))
-    too_deep = _too_deep_at(text)
-    if too_deep is not None:
-        line = text.count("\n", 0, too_deep) + 1
-        col = too_deep - (text.rfind("\n", 0, too_deep) + 1) + 1
-        raise SpecError(f"nesting deeper than {limits.MAX_DEPTH} levels; a spec never needs this", Pos(filename, line, col))
     tree = _parse(text, "start", at, "spec")
+    if not tree.children:
+        raise SpecError("empty spec: expected a network, cells or an import", Pos(filename, 1, 1))
     return _FileBuilder(at, filename).build(tree)
-
-
-def _too_deep_at(text: str) -> int | None:
-    """Offset of the first bracket nested deeper than the limit (before parsing,
-    so a hostile file cannot exhaust the parser's stack)."""
-    depth = 0
-    for i, ch in enumerate(text):
-        if ch in "([{":
-            depth += 1
-            if depth > limits.MAX_DEPTH:
-                return i
-        elif ch in ")]}":
-            depth -= 1
-    return None
 
 
 class _FileBuilder(_Builder):

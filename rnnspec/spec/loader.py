@@ -97,7 +97,7 @@ def validate(raw: Raw) -> Spec:
     try:
         spec = Spec.model_validate(data)
     except ValidationError as e:
-        errors = [_pydantic_error(err, raw.where) for err in e.errors(include_url=False)]
+        errors = [_pydantic_error(err, raw.where, data) for err in e.errors(include_url=False)]
         errors.sort(key=lambda x: (x.pos.line if x.pos else 0, x.pos.col if x.pos else 0))
         first, *rest = errors
         raise SpecError(first.message, first.pos, also=rest) from None
@@ -105,6 +105,12 @@ def validate(raw: Raw) -> Spec:
     for cname, cdef in spec.cells.items():
         cdef._parsed = parsed.get(cname)
         cdef._origin = raw.where.key(("cells", cname))
+        cdef._param_pos = {
+            pname: raw.where.value(("cells", cname, "params", pname, "init"))
+            if ("cells", cname, "params", pname, "init") in raw.where.values
+            else raw.where.value(("cells", cname, "params", pname))
+            for pname in cdef.params
+        }
     return spec
 
 
@@ -190,7 +196,16 @@ _TYPE_WORDS = {
 _UNION_TAGS = {"int", "float", "str", "bool", "list[union[int,str]]", "constrained-int", "constrained-float"}
 
 
-def _pydantic_error(err: dict[str, Any], where: SourceMap) -> SpecError:
+def _at(data: Any, path: tuple) -> Any:
+    for p in path:
+        try:
+            data = data[p]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return data
+
+
+def _pydantic_error(err: dict[str, Any], where: SourceMap, data: Any = None) -> SpecError:
     kind = err["type"]
     # pydantic puts union members and validator tags into loc; drop them.
     loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and (p.startswith("function-") or p in _UNION_TAGS)))
@@ -205,6 +220,21 @@ def _pydantic_error(err: dict[str, Any], where: SourceMap) -> SpecError:
         )
     if kind == "missing":
         parent = loc[:-1]
+        # A misspelt key may sit beside it (or among a DSL layer's cell arguments).
+        given = _at(data, parent)
+        siblings: dict[str, tuple] = {}
+        if isinstance(given, dict):
+            siblings.update({str(k): parent + (k,) for k in given})
+            if isinstance(given.get("args"), dict):
+                siblings.update({str(k): parent + ("args", k) for k in given["args"]})
+        hint = did_you_mean(str(loc[-1]), siblings)
+        if hint:
+            close = hint.split("'")[1]
+            return SpecError(
+                f"unknown key {close!r} in {_describe_loc(parent)} (did you mean {loc[-1]!r}?); "
+                f"{_describe_loc(parent)} is missing the required key {loc[-1]!r}",
+                where.key(siblings[close]),
+            )
         return SpecError(f"{_describe_loc(parent)} is missing the required key {loc[-1]!r}", where.key(parent))
     if loc and loc[-1] == "[key]":
         expected = err.get("ctx", {}).get("expected", "")
@@ -348,7 +378,8 @@ def cell_ir(
         equations = [parse_equation(e, Pos(f"<cell {name}>", 0, 0)) for e in cdef.equations]
         cdef._parsed = equations
     where = cdef._origin or Pos(f"<cell {name}>")
-    params = {p: (d.shape, d.init, where) for p, d in cdef.params.items()}
+    positions = cdef._param_pos or {}
+    params = {p: (d.shape, d.init, positions.get(p, where)) for p, d in cdef.params.items()}
     if len(cdef.inputs) != 1:
         raise SpecError(f"cell {name!r} takes {len(cdef.inputs)} inputs; a layer feeds exactly one", origin or cdef._origin)
     return build_cell(
@@ -380,7 +411,7 @@ def check_layer_args(spec: Spec, layer: LayerSpec, path: tuple) -> None:
     for key in layer.args:
         if key not in allowed:
             raise SpecError(
-                f"cell {layer.cell!r} has no argument {key!r}{did_you_mean(key, allowed)}; "
+                f"cell {layer.cell!r} has no argument {key!r}{did_you_mean(key, allowed | set(LayerSpec.model_fields))}; "
                 f"its arguments: {', '.join(sorted(allowed)) or 'none'}",
                 where.key(path + ("args", key)),
             )

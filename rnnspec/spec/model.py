@@ -56,6 +56,7 @@ class CellDef(Strict):
 
     _parsed: Any = PrivateAttr(default=None)  # list[Equation] with positions
     _origin: Any = PrivateAttr(default=None)  # Pos of the cell's name
+    _param_pos: Any = PrivateAttr(default=None)  # parameter name -> Pos of its declaration
 
 
 # ---------------------------------------------------------------- network
@@ -122,36 +123,103 @@ class ModelSpec(Strict):
 
 
 # ---------------------------------------------------------------- training
+#
+# The training section.  Cross-field rules that need the data or the network
+# (a column that must exist, labels that must fit the output, options that
+# apply to one data source only) are checked by rnnspec.train, which has the
+# spec's source map and reports them at the key that named them.
+
+DATA_SOURCES = ("text", "corpus", "task", "csv", "npy", "npz", "folder")
+
+
+class NpzKeys(Strict):
+    """Array names inside an ``.npz`` archive."""
+
+    x: str = "x"
+    y: Optional[str] = "y"
+    lengths: Optional[str] = "lengths"
+    target_lengths: Optional[str] = None
+
 
 class DataSpec(Strict):
-    """Where examples come from: a text file, a corpus that ships with
-    Python, or a built-in synthetic task generator."""
+    """Where examples come from (exactly one source) and how they are split
+    and batched.
+
+    Sources: ``text`` (a file, char or word level), ``corpus`` (ships with
+    Python), ``task`` (a synthetic generator, with ``params`` and ``size``),
+    ``csv`` / ``npy`` / ``npz`` (tables and arrays), ``folder`` (one sequence
+    per file, class = subfolder)."""
 
     text: Optional[str] = None
     corpus: Optional[Literal["pydoc_topics"]] = None
     task: Optional[str] = None
+    csv: Optional[str] = None
+    npy: Optional[str] = None
+    npz: Optional[str] = None
+    folder: Optional[str] = None
+    # synthetic tasks
     params: dict[str, Any] = Field(default_factory=dict)
+    size: PositiveInt = 1000
+    # text
     level: Literal["char", "word"] = "char"
     seq_len: PositiveInt = 128
-    split: Annotated[float, Field(gt=0.0, le=1.0)] = 0.9
     limit_chars: Optional[PositiveInt] = None
+    # tables and arrays
+    features: Optional[list[str]] = None
+    label: Optional[str] = None
+    labels: Optional[list[str]] = None
+    sequence_id: Optional[str] = None
+    time: Optional[str] = None
+    targets: Optional[str] = None
+    keys: Optional[NpzKeys] = None
+    classes: Optional[list[str]] = None
+    target: Literal["auto", "step", "sequence"] = "auto"
+    # splits and batches
+    split: Annotated[float, Field(gt=0.0, le=1.0)] = 0.9
+    test: Fraction = 0.0
+    shuffle: bool = True
+    bucket: Annotated[int, Field(ge=0)] = 0
 
     @model_validator(mode="after")
     def _one_source(self) -> "DataSpec":
-        _exactly_one(self.__dict__, ("text", "corpus", "task"), "data")
+        _exactly_one(self.__dict__, DATA_SOURCES, "data")
+        if self.split + self.test > 1.0 + 1e-9:
+            raise ValueError(f"split ({self.split}) + test ({self.test}) is more than 1")
+        if self.label is not None and self.labels is not None:
+            raise ValueError("give 'label' (one column) or 'labels' (several), not both")
         return self
+
+    @property
+    def source(self) -> str:
+        """The name of the source key that is set."""
+        return next(k for k in DATA_SOURCES if getattr(self, k) is not None)
 
 
 class OptimizerArgs(Strict):
     lr: Annotated[float, Field(gt=0.0)] = 1e-3
     momentum: Annotated[float, Field(ge=0.0)] = 0.0
     nesterov: bool = False
-    weight_decay: Annotated[float, Field(ge=0.0)] = 0.0
-    betas: Optional[tuple[float, float]] = None
+    weight_decay: Optional[Annotated[float, Field(ge=0.0)]] = None
+    betas: Optional[Annotated[list[Annotated[float, Field(ge=0.0, lt=1.0)]], Field(min_length=2, max_length=2)]] = None
     eps: Optional[Annotated[float, Field(gt=0.0)]] = None
+    alpha: Optional[Annotated[float, Field(gt=0.0, lt=1.0)]] = None
 
 
 OptimizerName = Literal["sgd", "adam", "adamw", "rmsprop", "adagrad"]
+
+
+class ScheduleArgs(Strict):
+    """Learning-rate schedule arguments (which apply depends on the schedule)."""
+
+    warmup: Annotated[int, Field(ge=0)] = 0
+    every: Optional[PositiveInt] = None
+    gamma: Annotated[float, Field(gt=0.0, le=1.0)] = 0.1
+    min_lr: Annotated[float, Field(ge=0.0)] = 0.0
+    patience: Annotated[int, Field(ge=0)] = 2
+    threshold: Annotated[float, Field(ge=0.0)] = 1e-4
+
+
+ScheduleName = Literal["constant", "step", "cosine", "linear", "plateau"]
 
 
 class BpttSpec(Strict):
@@ -165,23 +233,59 @@ class SampleSpec(Strict):
     top_k: Optional[PositiveInt] = None
 
 
+class EarlyStopSpec(Strict):
+    patience: PositiveInt = 5
+    min_delta: Annotated[float, Field(ge=0.0)] = 0.0
+
+
+class Seq2SeqSpec(Strict):
+    """Encoder-decoder training: an encoder (the network's layers, reading
+    ``source``) runs over the input; its final state starts the decoder (the
+    network itself), which reads the target shifted right (``bos`` first)."""
+
+    source: InputSpec
+    bos: Annotated[int, Field(ge=0)] = 1
+    eos: Optional[Annotated[int, Field(ge=0)]] = None
+    max_len: PositiveInt = 100
+
+
+Objective = Literal["lm", "classify", "tag", "regress", "seq2seq", "ctc"]
+Metric = Literal["loss", "accuracy", "perplexity", "bpc", "mae"]
+
+
 class TrainSpec(Strict):
     data: DataSpec
-    loss: Literal["cross_entropy", "mse", "bce", "ctc"] = "cross_entropy"
+    objective: Optional[Objective] = None
+    loss: Optional[Literal["cross_entropy", "mse", "bce", "ctc"]] = None
+    seq2seq: Optional[Seq2SeqSpec] = None
     optimizer: dict[OptimizerName, OptimizerArgs] = Field(default_factory=lambda: {"adam": OptimizerArgs()})
+    schedule: dict[ScheduleName, ScheduleArgs] = Field(default_factory=lambda: {"constant": ScheduleArgs()})
     bptt: BpttSpec = Field(default_factory=BpttSpec)
     batch: PositiveInt = 32
     epochs: PositiveInt = 1
     max_steps: Optional[PositiveInt] = None
     clip_grad_norm: Optional[Annotated[float, Field(gt=0.0)]] = None
+    clip_grad_value: Optional[Annotated[float, Field(gt=0.0)]] = None
     seed: int = 0
     log_every: PositiveInt = 20
+    eval_every: Optional[PositiveInt] = None
+    eval_batches: Optional[PositiveInt] = None
+    checkpoint_every: PositiveInt = 200
+    monitor: Metric = "loss"
+    early_stop: Optional[EarlyStopSpec] = None
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    track: Optional[Literal["mlflow"]] = None
     sample: Optional[SampleSpec] = None
 
     @model_validator(mode="after")
     def _one_optimizer(self) -> "TrainSpec":
         if len(self.optimizer) != 1:
             raise ValueError("optimizer takes exactly one of sgd, adam, adamw, rmsprop, adagrad")
+        if len(self.schedule) != 1:
+            raise ValueError("schedule takes exactly one of constant, step, cosine, linear, plateau")
+        if self.objective == "seq2seq" and self.seq2seq is None:
+            raise ValueError("objective seq2seq needs a 'seq2seq' section ({source: {vector: N}} or {source: {tokens: N}})")
         return self
 
 

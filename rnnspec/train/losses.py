@@ -1,0 +1,235 @@
+"""Objectives: how a batch is scored, for every task the trainer knows.
+
+=========  ======================================  ==========================
+objective  target                                  loss (masked, summed)
+=========  ======================================  ==========================
+lm         next token per step                     cross-entropy; perplexity, bits per token
+classify   one class per sequence (last valid      cross-entropy; accuracy
+           step)
+tag        a class per step, or a multi-hot set    cross-entropy / BCE; accuracy
+regress    a vector per step or per sequence       MSE; MAE
+seq2seq    a token sequence (teacher forcing)      cross-entropy; accuracy, perplexity
+ctc        an unaligned label sequence             CTC (blank = 0)
+=========  ======================================  ==========================
+
+Every loss is a *sum* over scored elements; the trainer divides by the
+number of scored elements of the whole (global) batch, so a batch split into
+truncated-BPTT chunks or over processes gives exactly the gradient of the
+unsplit batch.  Per-step losses score only real steps (``lengths``) where
+``extras["loss_mask"]`` (if any) is true.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+LN2 = math.log(2.0)
+
+
+@dataclass
+class Prepared:
+    """A batch in the trainer's terms: ``x`` in the network's layout, targets
+    and masks batch-first ([B, T, ...])."""
+
+    x: Tensor
+    lengths: Optional[Tensor]  # None: every row is full length (LM stream)
+    y: Optional[Tensor]
+    mask: Optional[Tensor]  # [B, T] bool: scored steps (per-step targets)
+    count: float  # scored elements in this (local) batch
+    extras: dict[str, Any] = field(default_factory=dict)
+    batch_first: bool = True
+    size: int = 0
+    steps: int = 0
+    tokens: int = 0  # input steps (for throughput)
+
+
+def _bf(t: Tensor, batch_first: bool) -> Tensor:
+    """[T, B, ...] -> [B, T, ...] unless already batch-first."""
+    return t if batch_first else t.transpose(0, 1)
+
+
+class Objective:
+    """Scoring for one objective; see the module doc."""
+
+    def __init__(self, name: str, loss: str, *, per_step: bool, every_step_output: bool, num_outputs: int,
+                 multi_label: bool = False) -> None:
+        self.name = name
+        self.loss = loss
+        self.per_step = per_step
+        self.every_step_output = every_step_output
+        self.num_outputs = num_outputs
+        self.multi_label = multi_label
+
+    # ---- which metrics, and which direction is better
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        if self.name == "lm":
+            return ("loss", "perplexity", "bpc", "accuracy")
+        if self.name == "seq2seq":
+            return ("loss", "perplexity", "accuracy")
+        if self.name in ("classify", "tag"):
+            return ("loss", "accuracy")
+        if self.name == "regress":
+            return ("loss", "mae")
+        return ("loss",)
+
+    @staticmethod
+    def mode(metric: str) -> str:
+        return "max" if metric == "accuracy" else "min"
+
+    # ---- batches
+    def prepare(self, batch: Any, batch_first: bool) -> Prepared:
+        """A :class:`rnnspec.data.Batch` (or an LM stream batch) -> :class:`Prepared`."""
+        x, y = batch.x, batch.y
+        B = int(batch.lengths.shape[0])
+        T = int(x.shape[1] if batch.batch_first else x.shape[0])
+        lengths = batch.lengths
+        full = bool((lengths == T).all())
+        mask = None
+        yb = None
+        extras = dict(batch.extras)
+        if y is not None:
+            yb = _bf(y, batch.batch_first) if batch.per_step else y
+        if self.per_step:
+            mask = torch.arange(T).unsqueeze(0) < lengths.unsqueeze(1)  # [B, T]
+            lm = extras.get("loss_mask")
+            if isinstance(lm, Tensor):
+                mask = mask & _bf(lm, batch.batch_first).to(torch.bool).cpu()
+            count = float(mask.sum())
+            if self.name == "regress" or (self.name == "tag" and self.multi_label):
+                count *= float(yb.shape[-1]) if yb is not None and yb.dim() == 3 else 1.0
+        elif self.name in ("seq2seq", "ctc"):
+            assert yb is not None
+            if yb.dim() == 1:
+                yb = yb.unsqueeze(1)
+            tl = extras.get("target_lengths")
+            if not isinstance(tl, Tensor):
+                tl = torch.full((B,), int(yb.shape[1]), dtype=torch.int64)
+            extras["target_lengths"] = tl
+            if self.name == "seq2seq":
+                mask = torch.arange(int(yb.shape[1])).unsqueeze(0) < tl.unsqueeze(1)
+                count = float(tl.sum())
+            else:
+                count = float(B)
+        elif self.name == "regress":
+            count = float(B * (yb[0].numel() if yb is not None else 1))
+        else:
+            count = float(B)
+        return Prepared(x=x, lengths=None if full else lengths, y=yb, mask=mask, count=count,
+                        extras=extras, batch_first=batch.batch_first, size=B, steps=T, tokens=int(lengths.sum()))
+
+    def to(self, p: Prepared, device: torch.device) -> Prepared:
+        def mv(v: Any) -> Any:
+            return v.to(device, non_blocking=True) if isinstance(v, Tensor) else v
+
+        return Prepared(x=mv(p.x), lengths=p.lengths, y=mv(p.y), mask=mv(p.mask), count=p.count,
+                        extras={k: mv(v) for k, v in p.extras.items()}, batch_first=p.batch_first, size=p.size,
+                        steps=p.steps, tokens=p.tokens)
+
+    # ---- scoring
+    def score(self, out: Tensor, p: Prepared, start: int = 0, stop: Optional[int] = None,
+              chunk_lengths: Optional[Tensor] = None) -> tuple[Tensor, dict[str, Tensor]]:
+        """Summed loss of the network output ``out`` for steps ``start:stop`` of
+        ``p`` (the whole batch by default), and summed statistics."""
+        stop = p.steps if stop is None else stop
+        out = out.float()
+        if self.name == "seq2seq":
+            return self._per_step(_bf(out, p.batch_first), p.y, p.mask)
+        if self.name == "ctc":
+            return self.score_ctc(out, p)
+        if self.per_step:
+            o = _bf(out, p.batch_first)  # [B, t, C]
+            y = p.y[:, start:stop]
+            m = p.mask[:, start:stop]
+            return self._per_step(o, y, m)
+        # per sequence: the output at each sequence's last valid step, scored
+        # in the chunk that holds that step
+        L = p.lengths if p.lengths is not None else torch.full((p.size,), p.steps)
+        ends_here = (L > start) & (L <= stop)
+        if out.dim() == 3:  # every-step output: pick the last valid step ourselves
+            o = _bf(out, p.batch_first)
+            idx = (L - 1 - start).clamp(0, o.shape[1] - 1).to(o.device)
+            o = o[torch.arange(o.shape[0], device=o.device), idx]
+        else:
+            o = out
+        keep = ends_here.to(o.device)
+        if self.name == "classify":
+            ce = F.cross_entropy(o, p.y.long(), reduction="none")
+            correct = (o.argmax(-1) == p.y).float()
+            return (ce * keep).sum(), {"correct": (correct * keep).sum().detach(), "n_acc": keep.sum().float()}
+        # regress, per sequence
+        y = p.y.reshape(o.shape[0], -1).to(o.dtype)
+        o = o.reshape(o.shape[0], -1)
+        if o.shape != y.shape:
+            raise ValueError(f"the network gives {tuple(o.shape[1:])} values per sequence, the targets have {tuple(y.shape[1:])}")
+        se = ((o - y) ** 2).sum(-1)
+        ae = (o - y).abs().sum(-1)
+        return (se * keep).sum(), {"abs": (ae * keep).sum().detach()}
+
+    def _per_step(self, o: Tensor, y: Tensor, m: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        mf = m.to(o.dtype)
+        if self.name in ("lm", "tag", "seq2seq") and not self.multi_label:
+            ce = F.cross_entropy(o.reshape(-1, o.shape[-1]), y.reshape(-1).long(), reduction="none").view_as(mf)
+            correct = (o.argmax(-1) == y).to(o.dtype)
+            return (ce * mf).sum(), {"correct": (correct * mf).sum().detach(), "n_acc": mf.sum()}
+        if self.name == "tag":  # multi-hot sets, binary cross-entropy per channel
+            y = y.to(o.dtype)
+            bce = F.binary_cross_entropy_with_logits(o, y, reduction="none").sum(-1)
+            right = ((o > 0) == (y > 0.5)).all(-1).to(o.dtype)
+            return (bce * mf).sum(), {"correct": (right * mf).sum().detach(), "n_acc": mf.sum()}
+        # regress per step
+        y = y.to(o.dtype)
+        if y.dim() == 2:
+            y = y.unsqueeze(-1)
+        if o.shape[-1] != y.shape[-1]:
+            raise ValueError(f"the network gives {o.shape[-1]} values per step, the targets have {y.shape[-1]}")
+        if self.loss == "bce":
+            err = F.binary_cross_entropy_with_logits(o, y, reduction="none").sum(-1)
+        else:
+            err = ((o - y) ** 2).sum(-1)
+        ae = (o - y).abs().sum(-1)
+        return (err * mf).sum(), {"abs": (ae * mf).sum().detach()}
+
+    def score_ctc(self, out: Tensor, p: Prepared) -> tuple[Tensor, dict[str, Tensor]]:
+        o = _bf(out.float(), p.batch_first)  # [B, T, C]
+        logp = o.log_softmax(-1).transpose(0, 1)  # [T, B, C]
+        L = p.lengths if p.lengths is not None else torch.full((p.size,), p.steps)
+        tl = p.extras["target_lengths"].cpu()
+        loss = F.ctc_loss(logp, p.y.long(), L.cpu(), tl, blank=0, reduction="sum", zero_infinity=True)
+        return loss, {}
+
+    # ---- summaries
+    def summarize(self, totals: dict[str, float]) -> dict[str, float]:
+        """Metric values from summed statistics (``loss_sum``, ``count``, ...)."""
+        n = max(totals.get("count", 0.0), 1e-12)
+        loss = totals.get("loss_sum", 0.0) / n
+        out = {"loss": loss}
+        if self.name in ("lm", "seq2seq"):
+            out["perplexity"] = math.exp(min(loss, 50.0))
+        if self.name == "lm":
+            out["bpc"] = loss / LN2
+        if "correct" in totals and totals.get("n_acc", 0) > 0:
+            out["accuracy"] = totals["correct"] / totals["n_acc"]
+        if "abs" in totals:
+            out["mae"] = totals["abs"] / n
+        return out
+
+
+def ctc_greedy(logits: Tensor, lengths: Tensor) -> list[list[int]]:
+    """Best-path decoding: argmax per step, repeats merged, blanks (0) dropped.
+    ``logits`` is batch-first [B, T, C]."""
+    best = logits.argmax(-1).cpu()
+    out = []
+    for row, n in zip(best, lengths.tolist()):
+        seq, prev = [], -1
+        for k in row[: int(n)].tolist():
+            if k != prev and k != 0:
+                seq.append(k)
+            prev = k
+        out.append(seq)
+    return out
