@@ -337,16 +337,12 @@ def test_other_equation_errors_point_into_the_yaml(eqs, line, needle, phrase):
     assert phrase in err.message, str(err)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: columns inside quoted YAML scalars ignore escapes: each '' before "
-                   "the culprit in a single-quoted string shifts the reported column one to the left")
 def test_single_quoted_with_escaped_quote():
     # 'h'' = ...' is how YAML spells h' in single quotes: the natural way to write it.
     text = HEAD + "    equations:\n      - 'h'' = tanh(W @ x + U @ hh + b)'\n"
     _check(_err(text), _at(text, 6, "hh"), UNDEF)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: columns inside double-quoted YAML scalars ignore escapes "
-                   "(\\u0055 is 6 characters in the file, 1 in the value)")
 def test_double_quoted_with_escape():
     text = HEAD + "    equations:\n      - \"h' = tanh(W @ x + \\u0055 @ hh + b)\"\n"
     _check(_err(text), _at(text, 6, "hh"), UNDEF)

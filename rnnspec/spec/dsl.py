@@ -74,13 +74,17 @@ def _describe_expected(expected: set[str]) -> str:
 class _Offset:
     """Maps positions inside an embedded string to the enclosing file."""
 
-    def __init__(self, base: Pos, block: bool = False) -> None:
-        self.base, self.block = base, block
+    def __init__(self, base: Pos, block: bool = False, colmap: list[int] | None = None) -> None:
+        self.base, self.block, self.colmap = base, block, colmap
 
     def __call__(self, line: int, col: int) -> Pos:
         b = self.base
         if b.line <= 0:
             return Pos(b.file, 0, 0)
+        if self.colmap and line <= 1:
+            k = col - 1
+            src = self.colmap[k] if k < len(self.colmap) else (self.colmap[-1] + 1 + k - len(self.colmap))
+            return Pos(b.file, b.line, b.col + src)
         if line <= 1 or self.block:
             return Pos(b.file, b.line + line - 1, b.col + col - 1)
         return Pos(b.file, b.line + line - 1, col)
@@ -210,8 +214,8 @@ def _num_text(t: Tree | Token) -> str:
     return str(int(v)) if v.is_integer() else repr(v)
 
 
-def parse_equation(text: str, base: Pos, block: bool = False) -> Equation:
-    at = _Offset(base, block)
+def parse_equation(text: str, base: Pos, block: bool = False, colmap: list[int] | None = None) -> Equation:
+    at = _Offset(base, block, colmap)
     tree = _parse(text, "equation_only", at, "equation")
     return _Builder(at).equation(tree.children[0])
 

@@ -157,7 +157,9 @@ def _equations(eqs: Any, path: tuple, where: SourceMap) -> list[Equation] | None
     if not isinstance(eqs, list):
         return None
     parsed = [
-        parse_equation(e, where.value(path + (i,)), path + (i,) in where.blocks) if isinstance(e, str) else e
+        parse_equation(e, where.value(path + (i,)), path + (i,) in where.blocks, where.colmaps.get(path + (i,)))
+        if isinstance(e, str)
+        else e
         for i, e in enumerate(eqs)
     ]
     return parsed if all(isinstance(e, Equation) for e in parsed) else None

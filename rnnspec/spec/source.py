@@ -22,6 +22,9 @@ class SourceMap:
     keys: dict[Path_, Pos] = field(default_factory=dict)
     # Paths of YAML block scalars (| or >): every line of those shares one indentation.
     blocks: set[Path_] = field(default_factory=set)
+    # Quoted one-line YAML scalars: for each character of the value, its offset
+    # in the source text (escapes like '' or \u0055 make the two differ).
+    colmaps: dict[Path_, list[int]] = field(default_factory=dict)
 
     def value(self, path: Path_) -> Pos:
         """Position of the value at ``path``, or of its nearest located parent."""

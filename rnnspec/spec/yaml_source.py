@@ -74,6 +74,21 @@ def _pos(filename: str, node: Node) -> Pos:
     return Pos(filename, m.line + 1, col, end)
 
 
+def _column_map(raw: str, style: str) -> list[int]:
+    """Offset in ``raw`` (the source between the quotes) of each value character."""
+    out: list[int] = []
+    i = 0
+    while i < len(raw):
+        out.append(i)
+        if style == "'" and raw.startswith("''", i):
+            i += 2
+        elif style == '"' and raw[i] == "\\" and i + 1 < len(raw):
+            i += {"x": 4, "u": 6, "U": 10}.get(raw[i + 1], 2)
+        else:
+            i += 1
+    return out
+
+
 def check_text(data: bytes | str, filename: str) -> str:
     """Size and binary checks shared by both front ends."""
     if len(data) > limits.MAX_FILE_BYTES:
@@ -115,6 +130,10 @@ def load_yaml(text: str, filename: str) -> Raw:
     except RecursionError:
         raise SpecError("nesting too deep", Pos(filename)) from None
     where = SourceMap(filename)
+    if node is not None and _expanded_size(node, {}) > limits.MAX_NODES:
+        raise SpecError(
+            f"more than {limits.MAX_NODES} values after expanding aliases (an alias bomb?)", _pos(filename, node)
+        )
     if node is None:
         raise SpecError("empty spec: expected a mapping with 'name' and 'model'", Pos(filename, 1, 1))
     budget = [limits.MAX_NODES]
@@ -122,6 +141,19 @@ def load_yaml(text: str, filename: str) -> Raw:
     if not isinstance(data, dict):
         raise SpecError("a spec must be a mapping (key: value) at the top level", where.value(()))
     return Raw(data, where)
+
+
+def _expanded_size(node: Node, memo: dict[int, int]) -> int:
+    """Values ``node`` stands for once every alias is expanded, counted over the
+    shared graph (each distinct node once), so a bomb is caught before expansion."""
+    key = id(node)
+    if key not in memo:
+        memo[key] = 1  # cycles cannot arise from the safe composer; guard anyway
+        if isinstance(node, MappingNode):
+            memo[key] = 1 + sum(_expanded_size(k, memo) + _expanded_size(v, memo) for k, v in node.value)
+        elif isinstance(node, SequenceNode):
+            memo[key] = 1 + sum(_expanded_size(v, memo) for v in node.value)
+    return memo[key]
 
 
 def _convert(node: Node, path: tuple, where: SourceMap, loader: _Loader, budget: list[int]) -> Any:
@@ -158,5 +190,8 @@ def _convert(node: Node, path: tuple, where: SourceMap, loader: _Loader, budget:
     if isinstance(node, ScalarNode):
         if node.style in ("|", ">"):
             where.blocks.add(path)
+        elif node.style in ("'", '"') and node.start_mark.line == node.end_mark.line and node.start_mark.buffer:
+            raw = node.start_mark.buffer[node.start_mark.pointer + 1 : node.end_mark.pointer - 1]
+            where.colmaps[path] = _column_map(raw, node.style)
         return loader.construct_object(node, deep=True)
     raise SpecError("unsupported YAML node", _pos(where.file, node))
