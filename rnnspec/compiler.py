@@ -10,13 +10,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional, Sequence, Union
 
-from torch import Tensor
+from torch import Tensor, nn
 
 from rnnspec.backends.runtime import LayerGroup, Network, Recurrent, Runner
 from rnnspec.backends.torch_backend import Cell, pick_runner
 from rnnspec.errors import SpecError
 from rnnspec.ir.cell import CellIR
 from rnnspec.spec.loader import cell_ir, layer_irs, load
+from rnnspec.spec.blocks_model import BlockSpec
 from rnnspec.spec.model import LayerSpec, Spec
 
 BACKENDS = ("auto", "torch", "triton")
@@ -37,12 +38,17 @@ class CompiledGroup(LayerGroup):
 
 def expand_irs(spec: Spec) -> list[list[CellIR]]:
     """Cell IRs per layer group and depth level: level 2+ of a group sees the
-    previous level's output, so its input size may differ."""
+    previous level's output, so its input size may differ.  A memory block's
+    entry holds its controller cell's IR, if it has one."""
     assert spec.model is not None
     firsts = layer_irs(spec)
     out: list[list[CellIR]] = []
     size = spec.model.input.size
     for layer, first in zip(spec.model.layers, firsts):
+        if isinstance(layer, BlockSpec):
+            out.append([first] if first is not None else [])
+            size = layer.output_size
+            continue
         levels: list[CellIR] = []
         for level in range(layer.depth):
             ir = first if level == 0 else cell_ir(
@@ -55,10 +61,24 @@ def expand_irs(spec: Spec) -> list[list[CellIR]]:
 
 
 def build(spec: Spec, backend: str = "auto") -> Network:
+    if spec.memory is not None:
+        from rnnspec.blocks.memory import build_memory
+
+        return build_memory(spec)  # type: ignore[return-value]
     if spec.model is None:
         raise SpecError("this spec has no network to compile (it defines cells only)", None)
     model = spec.model
-    groups = [CompiledGroup(layer, irs, backend) for layer, irs in zip(model.layers, expand_irs(spec))]
+    groups: list[nn.Module] = []
+    size = model.input.size
+    for layer, irs in zip(model.layers, expand_irs(spec)):
+        if isinstance(layer, BlockSpec):
+            from rnnspec.blocks.layer import CellController, MemoryLayer
+
+            controller = CellController(Cell(irs[0])) if irs else None
+            groups.append(MemoryLayer(layer, size, controller))
+        else:
+            groups.append(CompiledGroup(layer, irs, backend))
+        size = groups[-1].output_size
     out = model.output
     net = Network(
         Recurrent(groups, batch_first=False),

@@ -268,6 +268,9 @@ class Network(nn.Module):
         if self.head is not None:
             y = self.head(y)
         y = activate(y, self.activation)
+        if self.every_step and lengths is not None and self.head is not None:
+            valid = torch.arange(y.shape[0], device=y.device)[:, None] < lengths.to(y.device)[None, :]
+            y = torch.where(valid.unsqueeze(-1), y, torch.zeros_like(y))  # the read-out's bias stays off padding
         if self.batch_first and self.every_step:
             y = y.transpose(0, 1)
         return y, state

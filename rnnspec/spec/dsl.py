@@ -339,6 +339,20 @@ class _FileBuilder(_Builder):
                 model["input"] = self.call_value(s.children[0], ("model", "input"))
             elif kind == "net_layer":
                 layers.append(self.layer(s, ("model", "layers", len(layers))))
+            elif kind == "net_block":
+                path = ("model", "layers", len(layers))
+                call = self.call_value(s.children[0], path)
+                (block, fields), = call.items()
+                if not isinstance(fields, dict):
+                    raise SpecError("block arguments are named, as in ntm(hidden=100, slots=32)", self.pos(s))
+                self.put(path + ("block",), block, self.pos(s.children[0].children[0]))
+                layers.append({"block": block, **fields})
+                # the fields were located under (path, block, key): move them up one level
+                for key in fields:
+                    if path + (block, key) in self.where.keys:
+                        self.where.keys[path + (key,)] = self.where.keys[path + (block, key)]
+                    if path + (block, key) in self.where.values:
+                        self.where.values[path + (key,)] = self.where.values[path + (block, key)]
             elif kind == "net_output":
                 if "output" in model:
                     raise SpecError("the network already has an output", self.pos(s))
@@ -387,6 +401,19 @@ class _FileBuilder(_Builder):
             elif f.data == "flag_dropout":
                 layer["dropout"] = self.put(path + ("dropout",), _number(f.children[0]), self.pos(f.children[0]), fp)
         return layer
+
+    def _memory_def(self, t: Tree) -> None:
+        if "memory" in self.data:
+            raise SpecError("a spec holds one memory", self.pos(t))
+        self.where.keys[("memory",)] = self.pos(t)
+        self.data["memory"] = self.call_value(t.children[0], ("memory",))
+
+    def _name_def(self, t: Tree) -> None:
+        tok = t.children[0]
+        name = _unquote(tok) if tok.type == "STRING" else str(tok)
+        if "name" in self.data and self.data["name"] != name:
+            raise SpecError(f"the spec is already named {self.data['name']!r}", self.pos(tok))
+        self.data["name"] = self.put(("name",), name, self.pos(tok), self.pos(tok))
 
     def _train_def(self, t: Tree) -> None:
         path = ("train",)

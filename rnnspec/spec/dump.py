@@ -11,6 +11,7 @@ from typing import Any
 
 import yaml
 
+from rnnspec.spec.blocks_model import BlockSpec
 from rnnspec.spec.model import CellDef, LayerSpec, Spec
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -68,7 +69,15 @@ def _call(name: str, first: Any, named: dict[str, Any]) -> str:
     return f"{name}(" + ", ".join(args) + ")"
 
 
-def _layer(layer: LayerSpec) -> str:
+def _block(block: BlockSpec) -> str:
+    fields = block.model_dump(exclude_defaults=True, mode="json")
+    fields.pop("block", None)
+    return "    block " + _call(block.block, None, fields)
+
+
+def _layer(layer: LayerSpec | BlockSpec) -> str:
+    if isinstance(layer, BlockSpec):
+        return _block(layer)
     named: dict[str, Any] = {"hidden": layer.hidden}
     if layer.heads != 1:
         named["heads"] = layer.heads
@@ -111,6 +120,11 @@ def dump_rnn(spec: Spec) -> str:
             lines.append("    batch_first = true")
         lines.append("}")
         parts.append("\n".join(lines))
+    if spec.memory is not None:
+        kind = "hopfield" if spec.memory.hopfield is not None else "bam"
+        parts.append("memory " + _call(kind, None, getattr(spec.memory, kind).model_dump(exclude_defaults=True, mode="json")))
+        if spec.model is None and spec.name is not None:
+            parts.insert(0, f"name {spec.name if _IDENT.match(spec.name) else json.dumps(spec.name)}")
     if spec.train is not None:
         data = spec.train.model_dump(exclude_defaults=True, mode="json")
         lines = ["train {"] + [f"    {k}: {_value(v)}" for k, v in data.items()] + ["}"]

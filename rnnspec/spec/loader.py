@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import typing
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Optional
 
 from pydantic import BaseModel, ValidationError
 
@@ -18,6 +18,7 @@ from rnnspec.ir.cell import CellIR, build_cell
 from rnnspec.ir.expr import Equation, equation_source
 from rnnspec.spec import limits
 from rnnspec.spec.dsl import load_rnn, parse_equation, parse_init, parse_shape
+from rnnspec.spec.blocks_model import BlockSpec
 from rnnspec.spec.model import CellDef, LayerSpec, Spec
 from rnnspec.spec.source import Raw, SourceMap
 from rnnspec.spec.yaml_source import check_text, load_yaml
@@ -99,6 +100,8 @@ def validate(raw: Raw) -> Spec:
     except ValidationError as e:
         errors = [_pydantic_error(err, raw.where, data) for err in e.errors(include_url=False)]
         errors.sort(key=lambda x: (x.pos.line if x.pos else 0, x.pos.col if x.pos else 0))
+        seen: set[Any] = set()
+        errors = [e for e in errors if not (e.pos in seen or seen.add(e.pos))]  # one report per spot
         first, *rest = errors
         raise SpecError(first.message, first.pos, also=rest) from None
     spec._where = raw.where
@@ -195,7 +198,7 @@ _TYPE_WORDS = {
     "list_type": "a list",
     "tuple_type": "a list",
 }
-_UNION_TAGS = {"int", "float", "str", "bool", "list[union[int,str]]", "constrained-int", "constrained-float"}
+_UNION_TAGS = {"int", "float", "str", "bool", "list[union[int,str]]", "constrained-int", "constrained-float", "cell", "block"}
 
 
 def _at(data: Any, path: tuple) -> Any:
@@ -215,7 +218,7 @@ def _pydantic_error(err: dict[str, Any], where: SourceMap, data: Any = None) -> 
     got = err.get("input")
     if kind == "extra_forbidden":
         key = loc[-1]
-        fields = _fields_at(loc[:-1])
+        fields = _fields_at(loc[:-1], _at(data, loc[:-1]))
         return SpecError(
             f"unknown key {key!r} in {_describe_loc(loc[:-1])}{did_you_mean(str(key), fields)}; expected one of: {', '.join(fields)}",
             where.key(loc),
@@ -283,37 +286,33 @@ def _describe_loc(loc: tuple) -> str:
     return "'" + "".join(parts) + "'"
 
 
-def _fields_at(loc: tuple) -> list[str]:
-    """Field names of the pydantic model found at ``loc`` (for did-you-mean)."""
+def _fields_at(loc: tuple, given: Any = None) -> list[str]:
+    """Field names of the pydantic model found at ``loc`` (for did-you-mean);
+    ``given`` (the data there) picks the member of a union of models."""
     tp: Any = Spec
     for part in loc:
-        tp = _unwrap(tp)
-        if isinstance(tp, type) and issubclass(tp, BaseModel) and isinstance(part, str) and part in tp.model_fields:
-            tp = tp.model_fields[part].annotation
-        else:
-            args = typing.get_args(_unwrap(tp))
-            tp = args[-1] if args else tp
-    tp = _unwrap(tp)
-    if isinstance(tp, type) and issubclass(tp, BaseModel):
-        return list(tp.model_fields)
-    return []
+        if isinstance(part, int):  # an item of a list
+            args = typing.get_args(_members(tp)[0]) if _members(tp) else ()
+            tp = args[0] if args else tp
+            continue
+        models = [m for m in _members(tp) if isinstance(m, type) and issubclass(m, BaseModel) and part in m.model_fields]
+        if not models:
+            return []
+        tp = models[0].model_fields[part].annotation
+    models = [m for m in _members(tp) if isinstance(m, type) and issubclass(m, BaseModel)]
+    if isinstance(given, dict):
+        models.sort(key=lambda m: -len(set(given) & set(m.model_fields)))
+    return list(models[0].model_fields) if models else []
 
 
-def _unwrap(tp: Any) -> Any:
-    """Optional[X] / Annotated[X, ...] / list[X] -> X."""
-    for _ in range(6):
-        origin = typing.get_origin(tp)
-        if origin is typing.Annotated:
-            tp = typing.get_args(tp)[0]
-        elif origin is typing.Union or str(origin) == "<class 'types.UnionType'>":
-            args = [a for a in typing.get_args(tp) if a is not type(None)]
-            models = [a for a in args if isinstance(a, type) and issubclass(a, BaseModel)]
-            tp = models[0] if models else args[0]
-        elif origin in (list, tuple):
-            tp = typing.get_args(tp)[0]
-        else:
-            return tp
-    return tp
+def _members(tp: Any) -> list[Any]:
+    """The alternatives a type allows: Annotated and Optional stripped, unions spread."""
+    while typing.get_origin(tp) is typing.Annotated:
+        tp = typing.get_args(tp)[0]
+    origin = typing.get_origin(tp)
+    if origin is typing.Union or str(origin) == "<class 'types.UnionType'>":
+        return [m for a in typing.get_args(tp) if a is not type(None) for m in _members(a)]
+    return [tp]
 
 
 # ---------------------------------------------------------------- the standard library
@@ -422,14 +421,37 @@ def check_layer_args(spec: Spec, layer: LayerSpec, path: tuple) -> None:
             raise SpecError(f"cell {layer.cell!r} needs the size {s!r}: add {s}=... to the layer", where.value(path + ("cell",)))
 
 
-def layer_irs(spec: Spec) -> list[CellIR]:
-    """The cell IR of every layer, at the sizes the network feeds it."""
+def check_block(spec: Spec, block: BlockSpec, path: tuple, input_size: int) -> Optional[CellIR]:
+    """A memory block's controller: lstm, feedforward, or a cell in scope
+    (returned as its IR at the controller's sizes)."""
+    if block.block == "hopfield" or block.controller in ("lstm", "feedforward"):
+        return None
+    library = spec._library or {}
+    if block.controller not in library:
+        choices = ["lstm", "feedforward", *library]
+        raise SpecError(
+            f"unknown controller {block.controller!r}{did_you_mean(block.controller, choices)}; "
+            "expected lstm, feedforward or a cell name",
+            spec._where.value(path + ("controller",)),
+        )
+    ctrl_in = input_size + block.read_heads * block.width
+    return cell_ir(block.controller, library[block.controller], input_size=ctrl_in, hidden=block.hidden,
+                   origin=spec._where.value(path + ("controller",)))
+
+
+def layer_irs(spec: Spec) -> list[Optional[CellIR]]:
+    """The cell IR of every layer at the sizes the network feeds it (a memory
+    block's entry is its controller cell's IR, or None)."""
     assert spec.model is not None
     where: SourceMap = spec._where
-    out: list[CellIR] = []
+    out: list[Optional[CellIR]] = []
     size = spec.model.input.size
     for i, layer in enumerate(spec.model.layers):
         path = ("model", "layers", i)
+        if isinstance(layer, BlockSpec):
+            out.append(check_block(spec, layer, path, size))
+            size = layer.output_size
+            continue
         check_layer_args(spec, layer, path)
         cdef = spec.cell(layer.cell)
         try:
@@ -456,7 +478,7 @@ def check_spec(spec: Spec) -> None:
     uses are checked at distinct prime sizes)."""
     used: set[str] = set()
     if spec.model is not None:
-        used = {layer.cell for layer in spec.model.layers}
+        used = {layer.cell for layer in spec.model.layers if isinstance(layer, LayerSpec)}
         layer_irs(spec)
     for cname, cdef in spec.cells.items():
         if cname in used:

@@ -11,17 +11,10 @@ from typing import Annotated, Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
-PositiveInt = Annotated[int, Field(gt=0)]
-Fraction = Annotated[float, Field(ge=0.0, lt=1.0)]
+from pydantic import Discriminator, Tag
 
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, validate_assignment=False)
-
-    def __eq__(self, other: object) -> bool:
-        return type(self) is type(other) and self.model_dump() == other.model_dump()  # type: ignore[union-attr]
-
-    __hash__ = None  # type: ignore[assignment]
+from rnnspec.spec.blocks_model import BlockSpec, MemorySpec
+from rnnspec.spec.model_base import Fraction, PositiveInt, Strict
 
 
 def _exactly_one(values: dict[str, Any], keys: tuple[str, ...], what: str) -> None:
@@ -115,9 +108,22 @@ class OutputSpec(Strict):
         return int(self.logits if self.logits is not None else self.linear or 0)
 
 
+def _layer_kind(value: Any) -> str:
+    """A layer is a cell layer unless it names a ``block``."""
+    if isinstance(value, dict):
+        return "block" if "block" in value else "cell"
+    return "block" if isinstance(value, BlockSpec) else "cell"
+
+
+AnyLayer = Annotated[
+    Annotated[LayerSpec, Tag("cell")] | Annotated[BlockSpec, Tag("block")],
+    Discriminator(_layer_kind),
+]
+
+
 class ModelSpec(Strict):
     input: InputSpec
-    layers: Annotated[list[LayerSpec], Field(min_length=1)]
+    layers: Annotated[list[AnyLayer], Field(min_length=1)]
     output: Optional[OutputSpec] = None
     batch_first: bool = False
 
@@ -298,6 +304,7 @@ class Spec(Strict):
     include: list[str] = Field(default_factory=list)
     cells: dict[str, CellDef] = Field(default_factory=dict)
     model: Optional[ModelSpec] = None
+    memory: Optional[MemorySpec] = None
     train: Optional[TrainSpec] = None
 
     _file: str = PrivateAttr(default="<spec>")
