@@ -36,6 +36,11 @@ class CompiledGroup(LayerGroup):
         return pick_runner(self.backend, x)
 
 
+def block_fields(block: BlockSpec) -> dict:
+    """The keyword fields a MemoryLayer takes, from a block spec."""
+    return block.model_dump(exclude={"block", "controller", "out"})
+
+
 def expand_irs(spec: Spec) -> list[list[CellIR]]:
     """Cell IRs per layer group and depth level: level 2+ of a group sees the
     previous level's output, so its input size may differ.  A memory block's
@@ -74,8 +79,8 @@ def build(spec: Spec, backend: str = "auto") -> Network:
         if isinstance(layer, BlockSpec):
             from rnnspec.blocks.layer import CellController, MemoryLayer
 
-            controller = CellController(Cell(irs[0])) if irs else None
-            groups.append(MemoryLayer(layer, size, controller))
+            controller = CellController(Cell(irs[0])) if irs else layer.controller
+            groups.append(MemoryLayer(layer.block, size, layer.output_size, controller, **block_fields(layer)))
         else:
             groups.append(CompiledGroup(layer, irs, backend))
         size = groups[-1].output_size

@@ -66,3 +66,45 @@ def test_generated_source_carries_the_equations() -> None:
     assert "n = tanh(W_n @ x + U_n @ (f * h) + b_n)" in src
     assert "c' = sigmoid(f) * c + sigmoid(i) * tanh(g)" in src
     assert "import rnnspec" not in src and "from rnnspec" not in src
+
+
+BLOCKS = """
+cell mgu(x, h[hidden]) {
+    f  = sigmoid(W_f @ x + U_f @ h + b_f)
+    n  = tanh(W_n @ x + U_n @ (f * h) + b_n)
+    h' = (1 - f) * h + f * n
+}
+network mem {
+  input vector(5)
+  block ntm(hidden=12, slots=8, width=4, out=6, controller=mgu)
+  block dnc(hidden=10, slots=6, width=3, read_heads=2)
+  block hopfield(hidden=4, stored=3)
+  layer gru(hidden=4)
+  output linear(2) every step
+}
+"""
+
+
+def test_generated_module_carries_memory_blocks(tmp_path: Path) -> None:
+    spec = rnnspec.loads(BLOCKS, fmt="rnn")
+    (tmp_path / "mem_model.py").write_text(generate(spec, "mem.rnn"))
+    torch.manual_seed(0)
+    net = rnnspec.compile(spec)
+    torch.save(net.state_dict(), tmp_path / "weights.pt")
+    x = torch.randn(5, 2, 5)
+    torch.save(x, tmp_path / "x.pt")
+    expected, _ = net(x)
+    script = f"""
+import sys
+sys.modules['rnnspec'] = None
+sys.path.insert(0, {str(tmp_path)!r})
+import torch, mem_model
+m = mem_model.Model()
+m.load_state_dict(torch.load({str(tmp_path / 'weights.pt')!r}))
+y, _ = m(torch.load({str(tmp_path / 'x.pt')!r}))
+torch.save(y, {str(tmp_path / 'out.pt')!r})
+"""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    torch.testing.assert_close(torch.load(tmp_path / "out.pt"), expected.detach(), rtol=0, atol=0)

@@ -6,6 +6,9 @@ state, lengths) -> (y, state)``, with padding kept out of the memory and the
 state returned (and accepted back) for stateful, chunked training.  Any cell
 of the library, or a custom one, can be an NTM/DNC controller
 (:class:`CellController`).
+
+This module imports only torch and the blocks, so ``rnnspec compile -o``
+copies it (with the blocks) into generated modules.
 """
 from __future__ import annotations
 
@@ -17,7 +20,6 @@ from torch import Tensor, nn
 from rnnspec.blocks.dnc import DNC
 from rnnspec.blocks.hopfield import ModernHopfield
 from rnnspec.blocks.ntm import NTM
-from rnnspec.spec.blocks_model import BlockSpec
 
 
 class CellController(nn.Module):
@@ -50,27 +52,47 @@ def where_state(keep: Tensor, new: Any, old: Any) -> Any:
 
 
 class MemoryLayer(nn.Module):
-    def __init__(self, spec: BlockSpec, input_size: int, controller: Optional[nn.Module] = None) -> None:
+    """``kind`` is ntm, dnc or hopfield; the keyword fields are the spec's
+    (see rnnspec.spec.blocks_model.BlockSpec)."""
+
+    def __init__(
+        self,
+        kind: str,
+        input_size: int,
+        output_size: int,
+        controller: Any = "lstm",
+        *,
+        hidden: int = 100,
+        slots: int = 128,
+        width: int = 20,
+        read_heads: int = 1,
+        write_heads: int = 1,
+        shift_range: int = 1,
+        stored: int = 16,
+        beta: Optional[float] = None,
+        learn_beta: bool = False,
+        update_steps: int = 1,
+    ) -> None:
         super().__init__()
-        self.spec = spec
-        self.output_size = spec.output_size
-        kind = spec.block
+        self.kind = kind
+        self.output_size = output_size
         if kind == "ntm":
             self.block: nn.Module = NTM(
-                input_size, spec.output_size, controller=controller or spec.controller, controller_hidden=spec.hidden,
-                memory_slots=spec.slots, memory_width=spec.width, read_heads=spec.read_heads,
-                write_heads=spec.write_heads, shift_range=spec.shift_range,
+                input_size, output_size, controller=controller, controller_hidden=hidden, memory_slots=slots,
+                memory_width=width, read_heads=read_heads, write_heads=write_heads, shift_range=shift_range,
             )
         elif kind == "dnc":
             self.block = DNC(
-                input_size, spec.output_size, controller_hidden=spec.hidden, memory_slots=spec.slots,
-                memory_width=spec.width, read_heads=spec.read_heads, controller=controller or spec.controller,
+                input_size, output_size, controller_hidden=hidden, memory_slots=slots, memory_width=width,
+                read_heads=read_heads, controller=controller,
+            )
+        elif kind == "hopfield":
+            self.block = ModernHopfield(
+                input_size, hidden_size=hidden, output_size=output_size, num_stored=stored, beta=beta,
+                learn_beta=learn_beta, update_steps=update_steps,
             )
         else:
-            self.block = ModernHopfield(
-                input_size, hidden_size=spec.hidden, output_size=spec.output_size, num_stored=spec.stored,
-                beta=spec.beta, learn_beta=spec.learn_beta, update_steps=spec.update_steps,
-            )
+            raise ValueError(f"unknown memory block {kind!r}")
 
     def forward(self, x: Tensor, state: Any, lengths: Optional[Tensor]) -> tuple[Tensor, Any]:
         T, B = x.shape[0], x.shape[1]

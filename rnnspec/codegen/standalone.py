@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import inspect
 import keyword
+import re
 from typing import Iterable
 
 from rnnspec.backends import runtime
 from rnnspec.backends.torch_ops import UNARY
-from rnnspec.compiler import expand_irs
+from rnnspec.compiler import block_fields, expand_irs
+from rnnspec.spec.blocks_model import BlockSpec
 from rnnspec.errors import SpecError
 from rnnspec.ir.cell import CellIR
 from rnnspec.ir.expr import BinOp, Call, Expr, Neg, Num, Var, equation_source, fmt_num
@@ -167,22 +169,53 @@ def _emax(a, b):
 '''
 
 
-def _runtime_source() -> str:
-    """runtime.py without its module docstring and __future__ import."""
-    src = inspect.getsource(runtime)
+def _module_body(module: object) -> str:
+    """A module's source without its docstring, its __future__ import and its
+    imports of rnnspec (whose names are defined earlier in the generated file)."""
+    src = inspect.getsource(module)  # type: ignore[arg-type]
     body = src.split('"""', 2)[2]
-    return body.replace("from __future__ import annotations\n", "").strip()
+    body = body.replace("from __future__ import annotations\n", "")
+    body = re.sub(r"^from rnnspec[\w.]* import \([^)]*\)\n", "", body, flags=re.M)
+    body = re.sub(r"^from rnnspec[\w.]* import [^\n]*\n", "", body, flags=re.M)
+    return body.strip()
+
+
+def _runtime_source() -> str:
+    return _module_body(runtime)
+
+
+def _blocks_source() -> str:
+    """The memory blocks, copied like the runtime (torch-only modules)."""
+    from rnnspec.blocks import addressing, dnc, hopfield, layer, ntm
+
+    return "\n\n\n".join(_module_body(m) for m in (addressing, ntm, dnc, hopfield, layer))
 
 
 def generate(spec: Spec, source_name: str = "<spec>") -> str:
     """The standalone module's source text for ``spec``'s network."""
     if spec.model is None:
-        raise SpecError("this spec has no network to compile (it defines cells only)", None)
+        what = "an associative memory (use rnnspec.compile)" if spec.memory is not None else "cells only"
+        raise SpecError(f"this spec has no network to write as a module: it defines {what}", None)
     model = spec.model
     levels = expand_irs(spec)
     classes: list[str] = []
     group_code: list[str] = []
+    has_blocks = any(isinstance(layer, BlockSpec) for layer in model.layers)
+    size = model.input.size
     for g, (layer, irs) in enumerate(zip(model.layers, levels)):
+        if isinstance(layer, BlockSpec):
+            controller = repr(layer.controller)
+            if irs:
+                cname = f"Cell{g}_controller_{irs[0].name}"
+                classes.append(cell_class(irs[0], cname, 1))
+                controller = f"CellController({cname}())"
+            fields = ", ".join(f"{k}={v!r}" for k, v in block_fields(layer).items())
+            group_code.append(
+                f"            MemoryLayer({layer.block!r}, {size}, {layer.output_size}, {controller}, {fields}),"
+            )
+            size = layer.output_size
+            continue
+        size = irs[-1].output_size * (2 if layer.bidirectional and layer.merge == "concat" else 1)
         rows = []
         for k, ir in enumerate(irs):
             cname = f"Cell{g}_{k}_{ir.name}"
@@ -203,6 +236,8 @@ The spec it was generated from:
 
 {_indent(dump_yaml(spec))}
 """
+from __future__ import annotations
+
 from typing import Any, Callable, List, Optional, Sequence, Tuple, Union
 
 '''
@@ -226,6 +261,8 @@ class Model(Network):
         )
 '''
     parts = [header + _runtime_source(), "import torch.nn.functional as F", _HELPERS.strip()]
+    if has_blocks:
+        parts.append(_blocks_source())
     parts += classes
     return "\n\n\n".join(parts) + "\n" + model_code
 
