@@ -110,6 +110,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             max_steps=args.max_steps,
             seed=args.seed,
             deterministic=args.deterministic,
+            threads=args.threads,
         )
     except KeyboardInterrupt:
         return 130
@@ -198,6 +199,11 @@ def cmd_graph(args: argparse.Namespace) -> int:
     inp = f"tokens({m.input.tokens}) -> embed {m.input.embed}" if m.input.tokens else f"vector({m.input.vector})"
     print(f"{spec.name}: input {inp}")
     for layer, irs in zip(m.layers, expand_irs(spec)):
+        if getattr(layer, "block", None):
+            ctrl = f", controller {layer.controller}" if layer.block != "hopfield" else ""
+            mem = f", memory {layer.slots}x{layer.width}, {layer.read_heads} read head(s)" if layer.block != "hopfield" else ""
+            print(f"  └ {layer.block} block: -> {layer.output_size}, hidden {layer.hidden}{ctrl}{mem}")
+            continue
         for k, ir in enumerate(irs):
             dirs = " x2 directions (" + layer.merge + ")" if layer.bidirectional else ""
             print(f"  └ {ir.name} level {k + 1}: {ir.inputs[0][1]} -> {ir.output_size}{dirs}, heads {layer.heads}")
@@ -254,6 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--seed", type=int, help="override train.seed")
     c.add_argument("--deterministic", action="store_true", help="use deterministic algorithms only (slower on GPU)")
     c.add_argument("--print-config", action="store_true", help="print the resolved spec (overrides applied) and exit")
+    c.add_argument("--threads", type=int, help="CPU threads per process (small recurrent models often run fastest on 1)")
     c.set_defaults(func=cmd_train, overrides=[])
 
     c = sub.add_parser("eval", help="metrics of a trained run on its validation or test split")

@@ -23,6 +23,9 @@ def explain(spec: Spec) -> str:
     if spec.model is None:
         return "no network: nothing to lower"
     for g, (layer, irs) in enumerate(zip(spec.model.layers, expand_irs(spec))):
+        if getattr(layer, "block", None):
+            lines.append(f"layer {g}: {layer.block} memory block, run by the torch backend (a step loop over its addressing)")
+            continue
         for k, ir in enumerate(irs):
             hoisted = sorted({m.param for m in ir.matmuls if m.hoisted})
             lines.append(f"layer {g} level {k + 1}: cell {ir.name}, input {ir.inputs[0][1]}, "
@@ -45,7 +48,9 @@ def emit_kernels(spec: Spec, out_dir: Path) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     assert spec.model is not None
-    for g, irs in enumerate(expand_irs(spec)):
+    for g, (layer, irs) in enumerate(zip(spec.model.layers, expand_irs(spec))):
+        if getattr(layer, "block", None):
+            continue
         for k, ir in enumerate(irs):
             path = out_dir / f"layer{g}_{k}_{ir.name}.py"
             path.write_text(generate_source(ir), encoding="utf-8")
