@@ -16,13 +16,13 @@ from typing import Any, Optional
 import numpy as np
 import torch
 
-from rnnspec.data.batch import Batch, BatchIterator, Example, collate
+from rnnspec.data.batch import Example, collate
 from rnnspec.data.errors import DataError
 from rnnspec.data.text import Vocab
-from rnnspec.errors import Pos, SpecError
+from rnnspec.errors import SpecError
 from rnnspec.spec.model import Spec
 from rnnspec.train.checkpoint import CheckpointError, atomic_write_text, load_checkpoint
-from rnnspec.train.losses import Objective, ctc_greedy
+from rnnspec.train.losses import ctc_greedy
 from rnnspec.train.models import build_model
 
 
@@ -72,7 +72,8 @@ def evaluate_run(run: str | Path, split: str = "validation", which: str = "auto"
     t, m = r.spec.train, r.spec.model
     assert t is not None and m is not None
     if data.split(split) is None:
-        raise SpecError(f"this run's data has no {split} split (train.data split/test fractions)",
+        other = "validation" if split == "test" else "train"
+        raise SpecError(f"this run's data has no {split} split (see data.split and data.test); try --split {other}",
                         r.spec._where.value(("train", "data")) if r.spec._where else None)
     res = evaluate(r.net, data.objective, data, split, batch=batch or t.batch, batch_first=bool(m.batch_first),
                    device=torch.device("cpu"))
@@ -116,6 +117,13 @@ def _read_inputs(r: Loaded, path: Path) -> list[Example]:
         opts: dict[str, Any] = {}
         if d.features is not None:
             opts["features"] = d.features
+        else:  # the training features: every column but the label, id and time columns the spec names
+            from rnnspec.data.text import read_text
+
+            head = next(csv.reader(io.StringIO(read_text(path).split("\n", 1)[0]),
+                                   delimiter="\t" if suffix == ".tsv" else ","), [])
+            skip = {d.label, d.sequence_id, d.time, *(d.labels or [])}
+            opts["features"] = [h.strip() for h in head if h.strip() not in skip]
         if d.sequence_id is not None:
             opts["sequence_id"] = d.sequence_id
         if d.time is not None:

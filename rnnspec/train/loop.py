@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import random
 import signal
 import threading
@@ -39,8 +38,7 @@ import torch
 from torch import nn
 
 from rnnspec import __version__
-from rnnspec.data.text import ContiguousBatches, Vocab
-from rnnspec.data.batch import BatchIterator
+from rnnspec.data.text import Vocab
 from rnnspec.errors import Pos, SpecError
 from rnnspec.spec.dump import dump_yaml
 from rnnspec.spec.model import Spec
@@ -52,7 +50,7 @@ from rnnspec.train.optim import check_optimizer, make_optimizer, make_schedule
 from rnnspec.train.progress import Progress
 from rnnspec.train.runs import Run
 from rnnspec.train.sampling import sample_ids
-from rnnspec.train.tasks import BatchSource, Prefetcher, TrainData, load_data, resolve_path, to_layout
+from rnnspec.train.tasks import BatchSource, TrainData, load_data, resolve_path, to_layout
 
 Log = Callable[[str], None]
 FORMAT = "rnnspec-checkpoint"
@@ -204,18 +202,16 @@ def evaluate(net: nn.Module, obj: Objective, data: TrainData, split: str, *, bat
     was = net.training
     net.eval()
     totals: dict[str, Any] = {}
-    if data.kind == "stream":
-        rows = max(1, min(batch, 8))
-        if int(items.shape[0]) // rows < 2:
-            rows = 1
-        source: Any = ContiguousBatches(items, rows, data.seq_len, batch_first=True)
-    else:
-        pad_y = -100 if obj.name in ("lm", "tag") and not obj.multi_label else 0
-        source = BatchIterator(items, batch, shuffle=False, batch_first=True, y_pad_value=pad_y)
+    rows = max(1, min(batch, 8))
+    if data.kind == "stream" and int(items.shape[0]) // rows < 2:
+        rows = 1
+    key = (split, batch, rows)
+    source = data.cache.get(key)
+    if source is None:
+        source = data.cache[key] = BatchSource(data, split, batch, seed=0, shuffle=False, bucket=0, batch_first=True,
+                                               stream_batch=rows)
     state = None
-    for i, b in enumerate(source):
-        if max_batches is not None and i >= max_batches:
-            break
+    for b in source.sequential(max_batches):
         p = to_layout(obj.to(obj.prepare(b, True), device), batch_first)
         with autocast(device, bf16):
             out, state = forward(net, obj, p, state if data.kind == "stream" else None, 0, p.steps)
@@ -262,6 +258,7 @@ def train(
     checkpoint_every: Optional[int] = None,
     progress: Optional[bool] = None,
     deterministic: bool = False,
+    threads: Optional[int] = None,
 ) -> RunResult:
     """Train ``spec``'s network on its ``train`` section (see the module doc).
 
@@ -277,11 +274,11 @@ def train(
     t = spec.train
     check_optimizer(spec)
     if t.track == "mlflow":
-        try:
-            import mlflow  # noqa: F401
-        except ImportError:
+        import importlib.util
+
+        if importlib.util.find_spec("mlflow") is None:
             raise SpecError("track: mlflow needs the mlflow package: pip install 'rnnspec[mlflow]'",
-                            _mpos(spec, "train", "track")) from None
+                            _mpos(spec, "train", "track"))
     if deterministic:
         import os
 
@@ -291,12 +288,16 @@ def train(
     payload = load_checkpoint(Path(resume) / "checkpoints" / "last.pt") if resume is not None else None
     if payload is not None and payload.get("format", FORMAT) != FORMAT:
         raise CheckpointError(f"{resume}: not an rnnspec training checkpoint")
+    before = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)  # small recurrent steps run faster on few threads, much faster on a busy machine
     dist = D.setup(t.device)
     try:
         return _train(spec, dist, payload, run_dir=run_dir, resume=resume, max_steps=max_steps, log=log,
                       checkpoint_every=checkpoint_every, live=progress)
     finally:
         D.cleanup(dist)
+        torch.set_num_threads(before)
 
 
 def _train(spec: Spec, dist: D.Dist, payload: Optional[dict[str, Any]], *, run_dir: Optional[Path],
@@ -323,15 +324,10 @@ def _train(spec: Spec, dist: D.Dist, payload: Optional[dict[str, Any]], *, run_d
     src = BatchSource(data, "train", t.batch, seed=t.seed, shuffle=t.data.shuffle, bucket=t.data.bucket,
                       batch_first=True, rank=dist.rank, world=dist.world)
     nb = len(src)
-    if data.kind == "examples" and dist.world > 1:
-        # a global batch smaller than the number of processes would leave one empty: all ranks agree to drop it
-        for e in range(t.epochs):
-            plan = src.it.batch_indices(e)
-            if any(len(b) < dist.world for b in plan):
-                raise SpecError(f"the last batch of an epoch has fewer examples than processes ({dist.world}); "
-                                "choose a batch size that divides the training set, or fewer processes",
-                                _mpos(spec, "train", "batch"))
-            break
+    if data.kind == "examples" and dist.world > 1 and any(len(b) < dist.world for b in src.it.batch_indices(0)):
+        # a process would get an empty shard (batch sizes are the same every epoch)
+        raise SpecError(f"a batch of an epoch has fewer examples than processes ({dist.world}); choose a batch size "
+                        "that divides the training set, or fewer processes", _mpos(spec, "train", "batch"))
     monitor = t.monitor
     if monitor not in obj.metrics:
         raise SpecError(f"monitor {monitor!r} is not a metric of objective {obj.name!r} (metrics: {', '.join(obj.metrics)})",
@@ -468,11 +464,10 @@ def _train(spec: Spec, dist: D.Dist, payload: Optional[dict[str, Any]], *, run_d
         return res
 
     prog = Progress(stop, log=say, live=live if dist.main else False, unit=unit)
-    fetch = Prefetcher(lambda pos: obj.prepare(src.get(pos), True), start=step, stop=stop)
     history = run.rows
     last_val: Optional[dict[str, float]] = None
     stopped = "done"
-    timing = {"data": 0.0, "compute": 0.0, "loop": 0.0, "steps": 0}
+    timing = {"data": 0.0, "sync": 0.0, "compute": 0.0, "loop": 0.0, "steps": 0}
     tokens = 0
     t_start = time.perf_counter()
     start_step = step
@@ -485,18 +480,21 @@ def _train(spec: Spec, dist: D.Dist, payload: Optional[dict[str, Any]], *, run_d
                 t0 = time.perf_counter()
                 if data.kind == "stream" and step % nb == 0:
                     carry = None
-                p = to_layout(obj.to(fetch.get(step), device), batch_first)
+                p = to_layout(obj.to(obj.prepare(src.get(step), True), device), batch_first)
                 lr = sched.apply(step)
+                ts = time.perf_counter()
                 total = torch.tensor([p.count, 1.0 if intr.flag else 0.0], dtype=torch.float64)
-                D.all_reduce_sum(total, dist)
+                D.all_reduce_sum(total, dist)  # the global batch's scored elements, and whether any rank was interrupted
                 if total[1] > 0:
                     interrupted = True
                     break
                 t1 = time.perf_counter()
+                timing["sync"] += t1 - ts
                 # ---- forward + backward + optimizer
                 opt.zero_grad(set_to_none=True)
                 scale = dist.world / max(float(total[0]), 1e-12)
                 state = carry if data.kind == "stream" else None
+                step_loss = 0.0
                 parts = chunks(p.steps, t.bptt.truncate if data.kind == "examples" else None)
                 for k, (s, e) in enumerate(parts):
                     sync = contextlib.nullcontext() if (not dist.enabled or k == len(parts) - 1) else net.no_sync()
@@ -507,6 +505,8 @@ def _train(spec: Spec, dist: D.Dist, payload: Optional[dict[str, Any]], *, run_d
                         (loss * scale).backward()
                     state = detach(state)
                     _add(window, {"loss_sum": loss.detach(), **stats})
+                    if prog.live:
+                        step_loss += float(loss.detach())
                 if data.kind == "stream":
                     carry = state
                 if t.clip_grad_norm:
@@ -522,7 +522,7 @@ def _train(spec: Spec, dist: D.Dist, payload: Optional[dict[str, Any]], *, run_d
                 elapsed = t2 - t_start
                 rate = tokens * dist.world / max(elapsed, 1e-9) if unit == "tok" else (step - start_step) / max(elapsed, 1e-9)
                 if prog.live:
-                    prog.update(step, float(loss.detach()) / max(p.count, 1e-12), rate, elapsed, start_step)
+                    prog.update(step, step_loss / max(p.count, 1e-12), rate, elapsed, start_step)
                 if step % t.log_every == 0 or step == stop:
                     w = torch.tensor([float(window.get(k, 0.0)) for k in ("loss_sum", "count", "correct", "n_acc", "abs")],
                                      dtype=torch.float64)
@@ -530,14 +530,15 @@ def _train(spec: Spec, dist: D.Dist, payload: Optional[dict[str, Any]], *, run_d
                     totals = {k: float(v) for k, v in zip(("loss_sum", "count", "correct", "n_acc", "abs"), w)
                               if k in ("loss_sum", "count") or k in window}
                     res = obj.summarize(totals)
-                    window = {}
+                    if step % t.log_every == 0:
+                        window = {}  # (a stop between log steps keeps its window, so a resumed run logs the same)
                     row = {"step": step, "split": "train", **res, "lr": lr, "epoch": step / nb,
                            ("tokens_per_s" if unit == "tok" else "steps_per_s"): rate}
                     run.write(row)
                     prog.line(f"step {step:>6}/{stop}  epoch {(step - 1) // nb + 1}  "
                               + "  ".join(f"{k} {v:.4f}" for k, v in res.items())
                               + f"  lr {lr:.2e}  {rate:,.0f} {unit}/s")
-                timing["data"] += t1 - t0
+                timing["data"] += ts - t0
                 timing["compute"] += t2 - t1
                 timing["loop"] += time.perf_counter() - t0
                 timing["steps"] += 1
@@ -554,12 +555,14 @@ def _train(spec: Spec, dist: D.Dist, payload: Optional[dict[str, Any]], *, run_d
                     save()
                     run.flush_csv()
     except KeyboardInterrupt:
-        fetch.close()
         prog.close()
         run.close(plot=False)
         say(f"interrupted again: stopped without a checkpoint; the last one is in {run_dir / 'checkpoints'}")
         raise
-    fetch.close()
+    except BaseException:
+        prog.close()
+        run.close(plot=False)
+        raise
     prog.close()
     save()
     if interrupted:
@@ -574,11 +577,14 @@ def _train(spec: Spec, dist: D.Dist, payload: Optional[dict[str, Any]], *, run_d
     timing_out = {
         "steps": timing["steps"], "step_ms": 1000 * loop_s / max(timing["steps"], 1),
         "compute_share": timing["compute"] / loop_s, "data_share": timing["data"] / loop_s,
+        "sync_share": timing["sync"] / loop_s,
     }
     if timing["steps"]:
+        other = 1 - timing_out["compute_share"] - timing_out["data_share"] - timing_out["sync_share"]
         say(f"time per step {timing_out['step_ms']:.1f} ms: forward+backward+optimizer "
-            f"{100 * timing_out['compute_share']:.1f}%, waiting for data {100 * timing_out['data_share']:.1f}%, "
-            f"other {100 * (1 - timing_out['compute_share'] - timing_out['data_share']):.1f}%")
+            f"{100 * timing_out['compute_share']:.1f}%, data {100 * timing_out['data_share']:.1f}%"
+            + (f", waiting for the other processes {100 * timing_out['sync_share']:.1f}%" if dist.enabled else "")
+            + f", logging and bookkeeping {100 * other:.1f}%")
     train_rows = [r for r in history if r.get("split") == "train"]
     sample_text = ""
     if t.sample is not None and obj.name == "lm" and data.vocab is not None and dist.main:

@@ -118,6 +118,9 @@ class Objective:
                 count = float(B)
         elif self.name == "regress":
             count = float(B * (yb[0].numel() if yb is not None else 1))
+        elif self.name == "classify" and yb is not None:
+            yb = yb.reshape(B)
+            count = float(B)
         else:
             count = float(B)
         return Prepared(x=x, lengths=None if full else lengths, y=yb, mask=mask, count=count,

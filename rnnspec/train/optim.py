@@ -62,7 +62,8 @@ def check_optimizer(spec: Spec) -> None:
                 _where(spec, ("train", "schedule", sname, key), key=True),
             )
     if sname == "step" and sargs.every is None:
-        raise SpecError("schedule 'step' needs 'every' (steps between decays)", _where(spec, ("train", "schedule", sname)))
+        raise SpecError("schedule 'step' needs 'every' (steps between decays)",
+                        _where(spec, ("train", "schedule", sname), key=True))
     if sargs.min_lr >= args.lr and sname in ("cosine", "linear", "plateau") and "min_lr" in sargs.model_fields_set:
         raise SpecError(f"min_lr ({sargs.min_lr}) must be below lr ({args.lr})",
                         _where(spec, ("train", "schedule", sname, "min_lr")))

@@ -79,7 +79,10 @@ class Run:
         if mlflow:
             import mlflow as _mlflow  # checked by the trainer before we get here
 
-            uri = os.environ.get("MLFLOW_TRACKING_URI") or (run_dir / "mlruns").resolve().as_uri()
+            uri = os.environ.get("MLFLOW_TRACKING_URI")
+            if not uri:  # a local file store next to the run (MLflow 3 asks to opt in to file stores)
+                os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+                uri = (run_dir / "mlruns").resolve().as_uri()
             _mlflow.set_tracking_uri(uri)
             _mlflow.set_experiment((params or {}).get("name") or "rnnspec")
             tag_file = run_dir / "mlflow_run_id"

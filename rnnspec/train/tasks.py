@@ -1,6 +1,6 @@
 """From the spec's ``train.data`` to batches: load the source, split it,
 decide the objective, check the data against the network, and serve
-(resumable, shardable, prefetched) batches.
+(resumable, shardable, pre-padded) batches.
 
 Every problem with the data or its options is a :class:`SpecError` at the
 spec key that named it: a missing file at the path, an unknown column at
@@ -9,9 +9,7 @@ an unknown task at ``task``, a bad generator parameter at ``params.NAME``.
 """
 from __future__ import annotations
 
-import queue
 import re
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Optional, Sequence
@@ -32,7 +30,7 @@ from rnnspec.train.losses import Objective, Prepared
 OPTION_SOURCES: dict[str, tuple[str, ...]] = {
     "params": ("task",),
     "size": ("task",),
-    "level": ("text", "folder"),
+    "level": ("text", "corpus", "folder"),
     "seq_len": ("text", "corpus"),
     "limit_chars": ("text", "corpus"),
     "features": ("csv", "folder"),
@@ -80,12 +78,12 @@ def locate(err: DataError, spec: Spec) -> SpecError:
     m = re.search(r"parameter '([A-Za-z_0-9]+)", msg)
     if src == "task" and msg.startswith("unknown synthetic task"):
         path = ("task",)
-    elif src == "task" and m and m.group(1) in d.params:
-        path = ("params", m.group(1))
     elif src == "task" and "has no parameter" in msg:
         bad = re.search(r"has no parameter '([^']+)'", msg)
         path = ("params", bad.group(1)) if bad else ("params",)
         return SpecError(msg, _pos(spec, *path, key=True))
+    elif src == "task" and m and m.group(1) in d.params:
+        path = ("params", m.group(1))
     elif src == "task" and ("parameter" in msg or "variant" in msg or "grammar" in msg):
         path = ("params",)
     elif "label column" in msg or ("label" in msg and "column" in msg and src == "csv"):
@@ -119,6 +117,7 @@ class TrainData:
     classes: Optional[list[str]] = None
     seq_len: int = 0
     info: dict[str, Any] = field(default_factory=dict)
+    cache: dict[Any, Any] = field(default_factory=dict)  # evaluation batch sources, by (split, batch, rows)
 
     def split(self, name: str) -> Any:
         return {"train": self.train, "validation": self.validation, "test": self.test}[name]
@@ -277,7 +276,7 @@ def _y_kind(ex: Example) -> str:
     if ex.y_is_per_step():
         return "step_int" if integer else "step_float"
     if integer:
-        return "seq_int" if y.dim() == 0 else "seq_ints"
+        return "seq_int" if y.numel() == 1 and y.dim() <= 1 else "seq_ints"
     return "seq_float"
 
 
@@ -431,13 +430,13 @@ def check_against_model(spec: Spec, data: TrainData) -> None:
     if t.bptt.truncate is not None and obj.name in ("seq2seq", "ctc"):
         raise SpecError(f"truncated BPTT does not apply to objective {obj.name!r} (its loss needs the whole sequence)",
                         _mpos(spec, "train", "bptt", "truncate"))
-    if t.bptt.truncate is not None and any(layer.bidirectional for layer in m.layers):
+    if t.bptt.truncate is not None and any(getattr(layer, "bidirectional", False) for layer in m.layers):
         raise SpecError("truncated BPTT cannot run a bidirectional layer (it needs the whole sequence)",
                         _mpos(spec, "train", "bptt", "truncate"))
     if obj.name == "seq2seq":
         if m.input.tokens is None:
             raise SpecError("a seq2seq decoder reads the previous target token: use input {tokens: N}", _mpos(spec, "model", "input"))
-        if any(layer.bidirectional for layer in m.layers):
+        if any(getattr(layer, "bidirectional", False) for layer in m.layers):
             raise SpecError("a seq2seq decoder cannot be bidirectional", _mpos(spec, "model", "layers"))
         s2s = t.seq2seq
         assert s2s is not None
@@ -470,6 +469,71 @@ def _shifted(items: Sequence[Example]) -> Sequence[Example]:
 
 # ---------------------------------------------------------------- batches
 
+class Packed:
+    """A split's examples padded once into dataset-wide tensors, so a batch is
+    a row gather and a trim (microseconds, no Python per example): the data
+    side never holds up a training step.  Only what training reads is kept:
+    ``x``, ``y``, ``lengths``, ``loss_mask`` and ``target_lengths``."""
+
+    MAX_ELEMENTS = 1 << 27  # beyond this (512 MiB of float32) batches are collated one by one instead
+
+    def __init__(self, items: Sequence[Example], pad_y: float) -> None:
+        from torch.nn.utils.rnn import pad_sequence
+
+        exs = [items[i] for i in range(len(items))]
+        first = exs[0]
+        self.n = len(exs)
+        self.lengths = torch.tensor([ex.length for ex in exs], dtype=torch.int64)
+        self.x = pad_sequence([ex.x for ex in exs], batch_first=True, padding_value=0)
+        self.per_step = first.y_is_per_step()
+        self.y: Optional[Tensor] = None
+        self.y_lengths: Optional[Tensor] = None
+        if first.y is not None:
+            ys = [ex.y for ex in exs]
+            if self.per_step:
+                self.y = pad_sequence(ys, batch_first=True, padding_value=pad_y)  # type: ignore[arg-type]
+            elif all(y.shape == ys[0].shape for y in ys):  # type: ignore[union-attr]
+                self.y = torch.stack(ys)  # type: ignore[arg-type]
+            else:  # label sequences of different lengths (CTC, seq2seq)
+                self.y = pad_sequence(ys, batch_first=True, padding_value=0)  # type: ignore[arg-type]
+                self.y_lengths = torch.tensor([int(y.shape[0]) for y in ys], dtype=torch.int64)  # type: ignore[union-attr]
+        self.mask: Optional[Tensor] = None
+        if isinstance(first.extras.get("loss_mask"), (Tensor, np.ndarray)):
+            self.mask = pad_sequence([torch.as_tensor(ex.extras["loss_mask"]).to(torch.bool) for ex in exs],
+                                     batch_first=True, padding_value=False)
+        tl = first.extras.get("target_lengths")
+        if tl is not None:
+            self.y_lengths = torch.as_tensor([int(ex.extras["target_lengths"]) for ex in exs], dtype=torch.int64)
+
+    @staticmethod
+    def fits(items: Sequence[Example]) -> bool:
+        n = len(items)
+        if n == 0:
+            return False
+        sample = [items[i] for i in range(0, n, max(1, n // 64))]
+        width = max(int(ex.x[0].numel()) if ex.x.dim() > 1 else 1 for ex in sample)
+        longest = max(ex.length for ex in sample)
+        return n * longest * width * 4 <= Packed.MAX_ELEMENTS
+
+    def batch(self, idx: Sequence[int]) -> Batch:
+        ii = torch.as_tensor(list(idx), dtype=torch.int64)
+        L = self.lengths[ii]
+        T = int(L.max())
+        x = self.x[ii, :T]
+        extras: dict[str, Any] = {}
+        y = None
+        if self.y is not None:
+            y = self.y[ii, :T] if self.per_step else self.y[ii]
+            if self.y_lengths is not None:
+                tl = self.y_lengths[ii]
+                extras["target_lengths"] = tl
+                if not self.per_step and y.dim() >= 2:
+                    y = y[:, : int(tl.max())]
+        if self.mask is not None:
+            extras["loss_mask"] = self.mask[ii, :T]
+        return Batch(x=x, y=y, lengths=L, extras=extras, batch_first=True, per_step=self.per_step)
+
+
 class BatchSource:
     """Global batch ``i`` (a pure function of seed, epoch and ``i``), cut to
     this process's shard.  ``len()`` is batches per epoch."""
@@ -486,11 +550,12 @@ class BatchSource:
             self.stream = ContiguousBatches(items, rows, data.seq_len, batch_first=True)
             self.rows = rows
             self.n = len(self.stream)
-            self.plan_fn = None
         else:
-            self.it = BatchIterator(items, batch, seed=seed, shuffle=shuffle, bucket=bucket, batch_first=True)
-            self.n = len(self.it)
             self.pad_y = -100 if data.objective.name in ("lm", "tag") and not data.objective.multi_label else 0
+            self.it = BatchIterator(items, batch, seed=seed, shuffle=shuffle, bucket=bucket, batch_first=True,
+                                    y_pad_value=self.pad_y)
+            self.n = len(self.it)
+            self.packed = Packed(items, self.pad_y) if Packed.fits(items) else None
 
     def __len__(self) -> int:
         return self.n
@@ -510,9 +575,24 @@ class BatchSource:
         idx = self.global_indices(position)
         if self.world > 1:
             idx = idx[self.rank :: self.world]
-        exs = [self.it.dataset[i] for i in idx]
-        b = collate(exs, batch_first=True, pad_value=0, y_pad_value=self.pad_y)
-        return b
+        return self.rows_batch(idx)
+
+    def rows_batch(self, idx: Sequence[int]) -> Batch:
+        if self.packed is not None:
+            return self.packed.batch(idx)
+        return collate([self.it.dataset[i] for i in idx], batch_first=True, pad_value=0, y_pad_value=self.pad_y)
+
+    def sequential(self, max_batches: Optional[int] = None) -> Iterator[Batch]:
+        """Every example once, in order (evaluation)."""
+        if self.kind == "stream":
+            yield from self.stream
+            return
+        n = len(self.it.dataset)
+        size = self.it.batch_size
+        for k, s in enumerate(range(0, n, size)):
+            if max_batches is not None and k >= max_batches:
+                return
+            yield self.rows_batch(range(s, min(s + size, n)))
 
     def state(self, position: int) -> dict[str, int]:
         epoch, b = divmod(position, self.n)
@@ -529,49 +609,3 @@ def to_layout(p: Prepared, batch_first: bool) -> Prepared:
         p.batch_first = False
         # targets and masks stay batch-first ([B, T]); outputs are made batch-first before scoring
     return p
-
-
-class Prefetcher:
-    """Builds the next batches in a background thread, so the training step
-    never waits for collation.  ``get(position)`` must be called with
-    consecutive positions from ``start``."""
-
-    def __init__(self, make: Any, start: int, stop: int, depth: int = 3) -> None:
-        self.make = make
-        self.q: queue.Queue = queue.Queue(maxsize=depth)
-        self.next = start
-        self.stop_at = stop
-        self._halt = threading.Event()
-        self.t = threading.Thread(target=self._run, args=(start,), daemon=True)
-        self.t.start()
-
-    def _run(self, start: int) -> None:
-        pos = start
-        while pos < self.stop_at and not self._halt.is_set():
-            try:
-                item: Any = (pos, self.make(pos))
-            except BaseException as e:  # surfaced in the training thread
-                item = (pos, e)
-            while not self._halt.is_set():
-                try:
-                    self.q.put(item, timeout=0.1)
-                    break
-                except queue.Full:
-                    continue
-            pos += 1
-
-    def get(self, position: int) -> Any:
-        pos, item = self.q.get()
-        assert pos == position, (pos, position)
-        if isinstance(item, BaseException):
-            raise item
-        return item
-
-    def close(self) -> None:
-        self._halt.set()
-        try:
-            while True:
-                self.q.get_nowait()
-        except queue.Empty:
-            pass
-        self.t.join(timeout=2.0)
