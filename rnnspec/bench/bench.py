@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import gc
 import math
-import os
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterable, Optional, Sequence
@@ -111,11 +110,12 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _timed(fn: Callable[[], Any], repeats: int, device: torch.device) -> float:
-    """Best (least) seconds of ``fn`` over ``repeats`` runs, after one warm-up
-    run (which also absorbs compilation): the least is what the code costs,
-    the rest is other load on the machine."""
-    fn()
+def _timed(fn: Callable[[], Any], repeats: int, device: torch.device, warmup: int = 2) -> float:
+    """Best (least) seconds of ``fn`` over ``repeats`` runs, after ``warmup``
+    runs (which absorb compilation, allocator growth and first-touch page
+    faults): the least is what the code costs, the rest is other load."""
+    for _ in range(warmup):
+        fn()
     _sync(device)
     times = []
     for _ in range(max(1, repeats)):
@@ -124,6 +124,21 @@ def _timed(fn: Callable[[], Any], repeats: int, device: torch.device) -> float:
         _sync(device)
         times.append(time.perf_counter() - t0)
     return min(times)
+
+
+def _settle(fn: Callable[[], Any], device: torch.device, most: int = 8) -> None:
+    """Run ``fn`` until it stops getting faster (at most ``most`` times): a fresh
+    process pays for first-touch page faults and allocator growth for a
+    while (seconds, on a small VM), which is not what any row should measure."""
+    prev = math.inf
+    for _ in range(most):
+        t0 = time.perf_counter()
+        fn()
+        _sync(device)
+        t = time.perf_counter() - t0
+        if t > 0.8 * prev:
+            return
+        prev = t
 
 
 def _saved_bytes(fn: Callable[[], Tensor]) -> int:
@@ -145,7 +160,7 @@ def _saved_bytes(fn: Callable[[], Tensor]) -> int:
 
 
 def _measure(model: nn.Module, run: Callable[[nn.Module, Tensor], Tensor], x: Tensor, repeats: int,
-             device: torch.device) -> dict[str, Any]:
+             device: torch.device, warmup: int = 1) -> dict[str, Any]:
     tokens = x.shape[0] * x.shape[1]
     steps = x.shape[0]
 
@@ -158,17 +173,17 @@ def _measure(model: nn.Module, run: Callable[[nn.Module, Tensor], Tensor], x: Te
         y = run(model, x)
         y.float().sum().backward()
 
-    t_fwd = _timed(fwd, repeats, device)
+    t_fwd = _timed(fwd, repeats, device, warmup)
     if device.type == "cuda":
         gc.collect()
         torch.cuda.empty_cache()
         base = torch.cuda.memory_allocated(device)
         torch.cuda.reset_peak_memory_stats(device)
-        t_train = _timed(train, repeats, device)
+        t_train = _timed(train, repeats, device, warmup)
         peak = (torch.cuda.max_memory_allocated(device) - base) / 2**20
         kind = "cuda peak"
     else:
-        t_train = _timed(train, repeats, device)
+        t_train = _timed(train, repeats, device, warmup)
         peak = _saved_bytes(lambda: run(model, x)) / 2**20
         kind = "saved for backward"
     return {
@@ -236,6 +251,12 @@ def run_bench(
 
     x = _input_for(base, steps, batch, dt, dev)
     rows: list[dict[str, Any]] = []
+
+    def warm() -> None:
+        base.zero_grad(set_to_none=True)
+        base(x)[0].float().sum().backward()
+
+    _settle(warm, dev)
     common = dict(cell=name, device=dev, dtype=dt, batch=batch, hidden=hidden, steps=steps)
 
     for backend in backends:
@@ -247,11 +268,13 @@ def run_bench(
         net = fresh(backend)
         note = ""
         if backend == "triton":
-            from rnnspec.kernels.codegen import explain
+            from rnnspec.kernels.launch import choose
 
-            reasons = [r for c in _cells(net) for r in explain(c.ir)]
-            if reasons:
-                note = "falls back to the torch backend: " + "; ".join(reasons)
+            cell = _cells(net)[0]
+            probe = torch.zeros(1, batch, cell.ir.inputs[0][1], device=dev, dtype=dt)
+            mode, programs, reasons = choose(cell, probe)
+            note = ("falls back to the torch backend: " + "; ".join(reasons) if reasons else
+                    "one program per batch tile" if mode == "single" else f"{programs} programs per batch tile")
         rows.append(_safe(impl, lambda: _measure(net, _net_runner, x, repeats, dev), common, note))
 
     if reference and name in TORCH_EQUIVALENT and not Path(cell_or_spec).suffix:
@@ -273,8 +296,8 @@ def run_bench(
         except Exception as e:  # pragma: no cover
             rows.append(_row(impl, status="skipped", note=f"torch.compile unavailable: {e}", **common))
         else:
-            rows.append(_safe(impl, lambda: _measure(net, _net_runner, x, repeats, dev), common,
-                              "compile time excluded (one warm-up run)", failed_status="skipped"))
+            rows.append(_safe(impl, lambda: _measure(net, _net_runner, x, repeats, dev, warmup=2), common,
+                              "compile time excluded (two warm-up runs)", failed_status="skipped"))
     return rows
 
 

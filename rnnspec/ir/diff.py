@@ -9,8 +9,10 @@ Triton code generator (``rnnspec.kernels.codegen``) and its tests:
    pushed down to its leaves: row slices of parameter matrices, slices of
    bias vectors, column slices of the hoisted input products), every leaf
    named, every recurrent product written ``M @ v`` with ``M`` a (sliced)
-   parameter matrix and ``v`` a variable, and every call whose derivative
-   reuses its value (sigmoid, tanh, exp, sqrt) given a name of its own.
+   parameter matrix and ``v`` a variable, every call whose derivative
+   reuses its value (sigmoid, tanh, exp, sqrt) given a name of its own, and
+   every compound call argument (a pre-activation) named too, so that its
+   adjoint is computed once.
 
 2. :func:`differentiate` takes such equations, the adjoints flowing in (the
    *seeds*: gradients of the new states and of the output) and the names to
@@ -621,7 +623,7 @@ def lower_step(ir: "CellIR") -> LoweredStep:  # noqa: F821
         if isinstance(e, BinOp):
             return BinOp(e.op, name_calls(e.left, False), name_calls(e.right, False))
         if isinstance(e, Call):
-            c = Call(e.fn, tuple(name_calls(a, False) for a in e.args))
+            c = Call(e.fn, tuple(named_arg(name_calls(a, False)) for a in e.args))
             if top or e.fn not in NAMED_CALLS:
                 return c
             if c not in call_var:
@@ -632,6 +634,19 @@ def lower_step(ir: "CellIR") -> LoweredStep:  # noqa: F821
                 sizes[tname] = sized(c)
             return Var(call_var[c])
         raise TypeError(e)
+
+    def named_arg(a: Expr) -> Expr:
+        """A call's compound argument (a pre-activation) gets a name, so its
+        adjoint is computed once and shared by everything inside it."""
+        if isinstance(a, (Num, Var)) or sized(a) == 0:
+            return a
+        if a not in call_var:
+            counter[0] += 1
+            tname = f"_z{counter[0]}"
+            call_var[a] = tname
+            out_eqs.append(Equation((tname,), a))
+            sizes[tname] = sized(a)
+        return Var(call_var[a])
 
     call_var: dict[Expr, str] = {}
     for t in ordered:

@@ -2,6 +2,8 @@
 progress output, optional integrations."""
 from __future__ import annotations
 
+import sys
+
 import importlib.util
 import io
 import json
@@ -162,9 +164,10 @@ def test_mlflow_tracking(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     assert {"train_loss", "validation_loss", "validation_accuracy"} <= logged
 
 
-def test_mlflow_missing_is_a_located_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    if importlib.util.find_spec("mlflow") is not None:
-        pytest.skip("mlflow is installed")
+def test_mlflow_missing_is_a_located_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "mlflow", None)  # as if it were not installed
     _csv(tmp_path)
     spec = write_spec(tmp_path, CLF.replace("  log_every: 3", "  log_every: 3\n  track: mlflow"))
     assert main(["train", str(spec), "--run-dir", str(tmp_path / "run")]) == 2

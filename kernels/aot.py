@@ -1,0 +1,267 @@
+"""Ahead-of-time compilation of the generated kernels for a named GPU, on
+any machine (no GPU needed): Triton compiles to PTX and, with the ``ptxas``
+inside its wheel, to a cubin, whose resource usage ``cuobjdump`` reports.
+
+``resource_report(ir, batch, target)`` answers the questions that decide
+whether the single-program design fits a cell at a size: shared memory per
+block, registers per thread, and spills (local memory, stack) for both the
+forward and the backward kernel.
+
+Targets: ``GPUTarget("cuda", 90, 32)`` (H100) and ``("cuda", 80, 32)`` (A100),
+or the shorthands ``"sm_90"`` / ``"sm_80"``.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, Union
+
+from rnnspec.ir.cell import CellIR
+
+# Shared memory a block may use (opt-in maximum), bytes.
+SHARED_LIMIT = {90: 232448, 80: 166912, 89: 101376, 86: 101376}
+MAX_REGISTERS = 255
+
+
+def _target(target: Any):  # noqa: ANN202
+    from triton.backends.compiler import GPUTarget
+
+    if isinstance(target, GPUTarget):
+        return target
+    if isinstance(target, str):
+        m = re.fullmatch(r"(?:sm_?)?(\d+)", target.strip())
+        if not m:
+            raise ValueError(f"target {target!r}: expected sm_90, sm_80 or a GPUTarget")
+        return GPUTarget("cuda", int(m.group(1)), 32)
+    if isinstance(target, int):
+        return GPUTarget("cuda", target, 32)
+    raise TypeError(f"target: {target!r}")
+
+
+def _tool(name: str) -> str:
+    import triton
+
+    return str(Path(triton.__file__).parent / "backends" / "nvidia" / "bin" / name)
+
+
+def _signature(kern_fn, dtype: str, weight_dtype: str = "fp32") -> dict[str, str]:  # noqa: ANN001
+    """Argument types: constexprs, sizes, and pointers (streams in ``dtype``,
+    parameters ``v_*`` in ``weight_dtype``, buffers of the launcher float32)."""
+    sig: dict[str, str] = {}
+    for a in kern_fn.arg_names:
+        if a in ("BB", "PREC", "ON_CHIP", "KEEP_WDT", "BARRIER", "PHASE"):
+            sig[a] = "constexpr"
+        elif a in ("T", "B", "T0", "T1"):
+            sig[a] = "i32"
+        elif a in ("len_ptr", "bar_ptr"):
+            sig[a] = "*i32"
+        elif a in ("pre_ptr", "out_ptr"):
+            sig[a] = f"*{dtype}"
+        elif a.startswith("v_") and a.endswith("_ptr"):
+            sig[a] = f"*{weight_dtype}"
+        else:
+            sig[a] = "*fp32"
+    return sig
+
+
+def cuobjdump_usage(cubin: bytes) -> dict[str, dict[str, int]]:
+    """``cuobjdump --dump-resource-usage`` of a cubin: per function REG,
+    STACK, SHARED, LOCAL (bytes)."""
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "k.cubin")
+        with open(path, "wb") as f:
+            f.write(cubin)
+        text = subprocess.run([_tool("cuobjdump"), "--dump-resource-usage", path], capture_output=True, text=True,
+                              check=True).stdout
+    out: dict[str, dict[str, int]] = {}
+    fn = None
+    for line in text.splitlines():
+        m = re.search(r"Function ([\w$]+):", line)
+        if m:
+            fn = m.group(1)
+            continue
+        if fn and "REG:" in line:
+            out[fn] = {k: int(v) for k, v in re.findall(r"(REG|STACK|SHARED|LOCAL|TEXTURE|SURFACE|SAMPLER):(\d+)", line)}
+    return out
+
+
+def _interpreter_imported() -> bool:
+    """Whether triton.language was imported under TRITON_INTERPRET=1: its own
+    @jit helpers are then interpreter functions and cannot be compiled in
+    this process."""
+    from triton.language import standard
+    from triton.runtime.jit import JITFunction
+
+    return not isinstance(standard.cdiv, JITFunction)
+
+
+def compile_kernels(ir: CellIR, target: Any = "sm_90", *, block_b: int = 16, precision: str = "tf32",
+                    dtype: str = "fp32", weight_dtype: str = "fp32", num_warps: int | None = None,
+                    on_chip: bool = False) -> dict[str, Any]:
+    """Compile forward and backward kernels of ``ir`` for ``target`` in this
+    process (which must not have imported triton under the interpreter);
+    returns ``{"forward": CompiledKernel, "backward": CompiledKernel}``.
+    ``dtype``: of the streamed inputs and outputs; ``weight_dtype``: of the
+    parameters (``bf16`` keeps 16-bit weight tiles on chip)."""
+    from rnnspec.kernels import codegen
+
+    kern = codegen.load(ir, interpret=False)
+    if num_warps is None:
+        num_warps = kern.plan.num_warps
+    return _compile_source(kern.path, target, block_b, precision, dtype, weight_dtype, num_warps, on_chip)
+
+
+def _compile_source(path: Path, target: Any, block_b: int, precision: str, dtype: str, weight_dtype: str,
+                    num_warps: int, on_chip: bool, split: int = 0) -> dict[str, Any]:
+    import importlib.util
+
+    import triton
+    from triton.compiler import ASTSource
+
+    from rnnspec.kernels import codegen
+
+    tgt = _target(target)
+    with codegen._interpret(False):  # the compiler consults TRITON_INTERPRET too
+        spec = importlib.util.spec_from_file_location(f"rnnspec_aot_{Path(path).stem}", path)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        out = {}
+        for which in ("forward", "backward"):
+            fn = getattr(module, f"{which}_split_kernel" if split else f"{which}_kernel")
+            sig = _signature(fn, dtype, weight_dtype)
+            consts: dict[str, Any] = {"BB": block_b, "PREC": precision, "KEEP_WDT": True}
+            if split:
+                consts["BARRIER" if which == "forward" else "PHASE"] = True if which == "forward" else 0
+            elif which == "backward":
+                consts["ON_CHIP"] = on_chip
+            src = ASTSource(fn=fn, signature=sig, constexprs=consts)
+            out[which] = triton.compile(src, target=tgt, options={"num_warps": num_warps, "enable_fp_fusion": True})
+    return out
+
+
+def _usage(compiled: dict[str, Any]) -> dict[str, dict[str, int]]:
+    result = {}
+    for which, k in compiled.items():
+        u = next(iter(cuobjdump_usage(k.asm["cubin"]).values()), {})
+        md = k.metadata
+        entry = {
+            "shared": int(getattr(md, "shared", 0)),
+            "registers": int(u.get("REG", getattr(md, "n_regs", 0) or 0)),
+            "stack": int(u.get("STACK", 0)),
+            "local": int(u.get("LOCAL", 0)),
+            "num_warps": int(getattr(md, "num_warps", 0)),
+        }
+        entry["spills"] = entry["stack"] + entry["local"]
+        result[which] = entry
+    return result
+
+
+def kernel_usage(ir: CellIR, target: Any = "sm_90", *, block_b: int = 16, precision: str = "tf32",
+                 dtype: str = "fp32", weight_dtype: str = "fp32", num_warps: int | None = None,
+                 on_chip: bool = False, split: int = 0) -> dict[str, dict[str, int]]:
+    """Resource usage of both kernels (``split`` > 0: the multi-program
+    kernels for that many programs per batch tile); compiled in a child
+    process when this one runs Triton's interpreter (tests on a CPU do)."""
+    from rnnspec.kernels import codegen
+
+    kp = codegen.plan(ir)
+    path = codegen.split_source_path(ir, split) if split else codegen.source_path(ir)
+    nw = kp.num_warps if num_warps is None else num_warps
+    tgt = _target(target)
+    args = dict(block_b=block_b, precision=precision, dtype=dtype, weight_dtype=weight_dtype, num_warps=nw,
+                on_chip=on_chip, split=split)
+    if not _interpreter_imported():
+        return _usage(_compile_source(path, tgt, **args))  # type: ignore[arg-type]
+    env = dict(os.environ, TRITON_INTERPRET="0")
+    cmd = [sys.executable, "-m", "rnnspec.kernels.aot", str(path), str(tgt.arch), json.dumps(args)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if proc.returncode != 0:
+        raise RuntimeError(f"ahead-of-time compile of {path.name} for sm_{tgt.arch} failed:\n{proc.stderr[-4000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def resource_report(ir: CellIR, batch: int = 16, target: Union[str, Any] = "sm_90", **options: Any) -> dict[str, Any]:
+    """Shared memory, registers and spills of ``ir``'s kernels on ``target``.
+
+    ``batch``: sequences in the launch; each program takes a tile of
+    ``block_b`` = 16 of them (the launcher's tile and tl.dot's minimum), so
+    the figures hold for any batch.  Returns::
+
+        {"cell", "target", "block_b", "hidden" (first state's size), "batch",
+         "forward": {"shared", "registers", "stack", "local", "spills", "num_warps"},
+         "backward": {...}, "shared_limit", "fits" (shared memory and registers
+         within the target's limits), "spills" (bytes, both kernels)}
+    """
+    from rnnspec.kernels.codegen import BLOCK_B
+
+    tgt = _target(target)
+    block_b = options.pop("block_b", BLOCK_B)
+    usage = kernel_usage(ir, tgt, block_b=block_b, **options)
+    limit = SHARED_LIMIT.get(int(tgt.arch), 101376)
+    report: dict[str, Any] = {
+        "cell": ir.name,
+        "target": f"sm_{tgt.arch}",
+        "programs": options.get("split", 0) or 1,
+        "block_b": block_b,
+        "batch": batch,
+        "hidden": ir.states[0][1] if ir.states else 0,
+        "shared_limit": limit,
+        **usage,
+    }
+    report["fits"] = all(usage[k]["shared"] <= limit and usage[k]["registers"] <= MAX_REGISTERS for k in usage)
+    report["spills"] = sum(usage[k]["spills"] for k in usage)
+    return report
+
+
+_DEVICE_FIT: dict[tuple[str, int, int, str], dict[str, Any]] = {}
+
+
+def device_fit(ir: CellIR, device: Any, split: int = 0, weight_dtype: str = "fp32") -> dict[str, Any]:
+    """:func:`resource_report` for the GPU at ``device`` with its own
+    shared-memory limit (compiled once per cell, GPU and split; Triton caches
+    the binaries on disk)."""
+    import torch
+
+    from rnnspec.kernels import codegen
+
+    major, minor = torch.cuda.get_device_capability(device)
+    arch = major * 10 + minor
+    key = (codegen.ir_hash(ir), arch, split, weight_dtype)
+    if key not in _DEVICE_FIT:
+        report = resource_report(ir, 16, arch, split=split, weight_dtype=weight_dtype)
+        props = torch.cuda.get_device_properties(device)
+        limit = int(getattr(props, "shared_memory_per_block_optin", 0) or report["shared_limit"])
+        report["shared_limit"] = limit
+        report["fits"] = all(report[k]["shared"] <= limit for k in ("forward", "backward"))
+        _DEVICE_FIT[key] = report
+    return _DEVICE_FIT[key]
+
+
+def format_report(rows: list[dict[str, Any]]) -> str:
+    head = (f"{'cell':<14}{'target':<8}{'hidden':>7}{'P':>4}{'BB':>4} | {'fwd smem':>9}{'regs':>6}{'spill':>7} | "
+            f"{'bwd smem':>9}{'regs':>6}{'spill':>7}")
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        f, b = r["forward"], r["backward"]
+        lines.append(f"{r['cell']:<14}{r['target']:<8}{r['hidden']:>7}{r.get('programs', 1):>4}{r['block_b']:>4} | "
+                     f"{f['shared']:>9}{f['registers']:>6}"
+                     f"{f['spills']:>7} | {b['shared']:>9}{b['registers']:>6}{b['spills']:>7}")
+    return "\n".join(lines)
+
+
+def _main(argv: list[str]) -> int:
+    """``python -m rnnspec.kernels.aot SOURCE ARCH ARGS_JSON``: the child
+    process of :func:`kernel_usage`; prints the usage as one JSON line."""
+    path, arch, args = Path(argv[0]), int(argv[1]), json.loads(argv[2])
+    print(json.dumps(_usage(_compile_source(path, arch, **args))))
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover - exercised through kernel_usage
+    raise SystemExit(_main(sys.argv[1:]))
