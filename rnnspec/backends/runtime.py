@@ -71,6 +71,22 @@ def head_mask(rows: int, cols: int, heads: int) -> Tensor:
     return (r[:, None] == c[None, :]).float()
 
 
+class PerStep:
+    """Values computed once for all steps ([T, B, n] each), read one step at a
+    time; ``shared`` values (the same at every step) ride along."""
+
+    def __init__(self, values: dict) -> None:
+        # unbind once: indexing v[t] every step would make each step's backward
+        # fill a zero tensor of the whole sequence (quadratic in its length).
+        self.values = {k: v.unbind(0) for k, v in values.items()}
+        self.shared: dict = {}
+
+    def __getitem__(self, t: int) -> dict:
+        out = {k: v[t] for k, v in self.values.items()}
+        out.update(self.shared)
+        return out
+
+
 def reverse_padded(x: Tensor, lengths: Optional[Tensor]) -> Tensor:
     """Reverse each sequence of ``x`` [T, B, ...] within its own length
     (padding stays where it is), so a backward pass starts at each end."""
@@ -96,10 +112,12 @@ def run_direction(cell: nn.Module, x: Tensor, state: Sequence[Tensor], lengths: 
     pre = cell.hoist(x)
     state = list(state)
     outs: List[Tensor] = []
+    xs = x.unbind(0)  # once, not x[t] per step (see PerStep)
+    steps_valid = valid.unbind(0) if valid is not None else None
     for t in range(T):
-        new, y = cell.advance(x[t], pre[t], state)
-        if valid is not None:
-            m = valid[t]
+        new, y = cell.advance(xs[t], pre[t], state)
+        if steps_valid is not None:
+            m = steps_valid[t]
             new = [torch.where(m, n, s) for n, s in zip(new, state)]
             y = torch.where(m, y, torch.zeros_like(y))
         state = list(new)

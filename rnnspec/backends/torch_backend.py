@@ -18,7 +18,8 @@ from rnnspec.backends import runtime
 from rnnspec.backends import torch_ops as ops
 from rnnspec.errors import SpecError
 from rnnspec.ir.cell import CellIR, Param
-from rnnspec.ir.expr import BinOp, Call, Expr, Neg, Num, Var
+from rnnspec.ir.expr import BinOp, Call, Equation, Expr, Neg, Num, Var
+from rnnspec.ir.lower import lower
 
 Env = dict  # variable name -> Tensor (or float for constants)
 Fn = Callable[[Env], "Tensor | float"]
@@ -48,18 +49,22 @@ class Cell(nn.Module):
                 self.masked[m.param] = buf
         self.reset_parameters()
         self._groups = self._hoist_groups()
+        self.lowered = lower(ir)
         self._step = _compile_step(self)
+        self._pre = _compile_plan(self.lowered.pre, self)
 
     def __getstate__(self) -> dict:
         # The compiled step closes over this module: rebuild it on the copy
         # (deepcopy, pickle) so the copy computes with its own weights.
         state = self.__dict__.copy()
         state.pop("_step", None)
+        state.pop("_pre", None)
         return state
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
         self._step = _compile_step(self)
+        self._pre = _compile_plan(self.lowered.pre, self)
 
     def reset_parameters(self) -> None:
         hidden = self.ir.states[0][1] if self.ir.states else 1
@@ -81,7 +86,9 @@ class Cell(nn.Module):
         return list(groups.items())
 
     def precompute(self, inputs: Env) -> dict[tuple[str, Expr], Tensor]:
-        """All hoisted products for every time step: ``inputs`` hold [T, B, n]."""
+        """All hoisted products ``P @ e`` for every time step, keyed by
+        (P, e), one GEMM per operand: ``inputs`` hold [T, B, n].  (The
+        Triton launcher streams these; the torch loop uses :meth:`hoist`.)"""
         out: dict[tuple[str, Expr], Tensor] = {}
         for operand, names in self._groups:
             value = _compile(operand, self, {})(inputs)
@@ -93,7 +100,7 @@ class Cell(nn.Module):
         return out
 
     def step(self, env: Env) -> Env:
-        """Evaluate the equations on ``env`` (inputs, states, ``__pre__``)."""
+        """Evaluate the loop's equations on ``env`` (inputs, states, hoisted values)."""
         return self._step(env)
 
     # The runtime's cell protocol (see rnnspec.backends.runtime).
@@ -105,11 +112,22 @@ class Cell(nn.Module):
     def output_size(self) -> int:
         return self.ir.output_size
 
-    def hoist(self, x: Tensor) -> _PerStep:
-        return _PerStep(self.precompute({self.ir.inputs[0][0]: x}))
+    def transposed(self) -> dict[str, Tensor]:
+        """Every matrix as used by ``v @ W.t()``, taken once per sequence."""
+        return {p.name: self.weight(p.name).t() for p in self.ir.params if len(p.shape) == 2}
+
+    def hoist(self, x: Tensor) -> runtime.PerStep:
+        """Everything that does not depend on the state, for all steps at once."""
+        wt = self.transposed()
+        env = self._pre({self.ir.inputs[0][0]: x, "__wt__": wt})
+        steps = runtime.PerStep({n: env[n] for n in self.lowered.pre_names})
+        steps.shared = {"__wt__": wt}
+        return steps
 
     def advance(self, x_t: Tensor, pre_t: dict, state: Sequence[Tensor]) -> tuple[list[Tensor], Tensor]:
-        env: Env = {self.ir.inputs[0][0]: x_t, "__pre__": pre_t}
+        env: Env = {self.ir.inputs[0][0]: x_t, **pre_t}
+        if "__wt__" not in env:
+            env["__wt__"] = self.transposed()
         env.update(zip(self.ir.state_names, state))
         env = self._step(env)
         return [env[n + "'"] for n in self.ir.state_names], env[self.ir.output]
@@ -134,11 +152,22 @@ def _compile(e: Expr, cell: Cell, pre: dict) -> Fn:
     if isinstance(e, BinOp):
         if e.op == "@":
             pname = e.left.name  # type: ignore[union-attr]
-            key = (pname, e.right)
-            if pre.get("hoisted") and key in pre["hoisted"]:
-                return lambda env: env["__pre__"][key]
             g = _compile(e.right, cell, pre)
-            return lambda env: torch.matmul(g(env), cell.weight(pname).t())  # type: ignore[arg-type]
+            # Transposed weights are taken once per sequence (Cell.hoist), not once per step.
+            return lambda env: torch.matmul(g(env), env["__wt__"][pname])  # type: ignore[arg-type]
+        if e.op == "+" and isinstance(e.right, BinOp) and e.right.op == "@":
+            # a + W @ v as one fused addmm: one autograd node instead of two
+            a = _compile(e.left, cell, pre)
+            pname = e.right.left.name  # type: ignore[union-attr]
+            v = _compile(e.right.right, cell, pre)
+
+            def addmm(env: Env) -> Tensor:
+                left, vec = a(env), v(env)
+                if isinstance(left, Tensor) and vec.dim() == 2:  # type: ignore[union-attr]
+                    return torch.addmm(left, vec, env["__wt__"][pname])  # type: ignore[arg-type]
+                return left + torch.matmul(vec, env["__wt__"][pname])  # type: ignore[arg-type, operator]
+
+            return addmm
         a, b = _compile(e.left, cell, pre), _compile(e.right, cell, pre)
         if e.op == "+":
             return lambda env: a(env) + b(env)  # type: ignore[operator]
@@ -172,19 +201,17 @@ def _compile(e: Expr, cell: Cell, pre: dict) -> Fn:
     raise SpecError(f"the torch backend cannot evaluate {e!r}", getattr(e, "pos", None))
 
 
-def _compile_step(cell: Cell) -> Callable[[Env], Env]:
-    """The whole step: runs the equations in order, adding results to env."""
-    ir = cell.ir
-    hoisted = {(m.param, m.operand) for m in ir.matmuls if m.hoisted}
+def _compile_plan(equations: Sequence[Equation], cell: Cell) -> Callable[[Env], Env]:
+    """Equations compiled in order into one function that adds their results to env."""
     plan: list[tuple[tuple[str, ...], Fn, int]] = []
-    for eq in ir.equations:
+    for eq in equations:
         expr = eq.expr
         if isinstance(expr, Call) and expr.fn == "split":
-            plan.append((eq.targets, _compile(expr.args[0], cell, {"hoisted": hoisted}), len(eq.targets)))
+            plan.append((eq.targets, _compile(expr.args[0], cell, {}), len(eq.targets)))
         else:
-            plan.append((eq.targets, _compile(expr, cell, {"hoisted": hoisted}), 0))
+            plan.append((eq.targets, _compile(expr, cell, {}), 0))
 
-    def step(env: Env) -> Env:
+    def run(env: Env) -> Env:
         for targets, f, parts in plan:
             v = f(env)
             if parts:
@@ -194,17 +221,12 @@ def _compile_step(cell: Cell) -> Callable[[Env], Env]:
                 env[targets[0]] = v
         return env
 
-    return step
+    return run
 
 
-class _PerStep:
-    """Hoisted products [T, B, n], indexed by step."""
-
-    def __init__(self, pre: dict[tuple[str, Expr], Tensor]) -> None:
-        self.pre = pre
-
-    def __getitem__(self, t: int) -> dict[tuple[str, Expr], Tensor]:
-        return {k: v[t] for k, v in self.pre.items()}
+def _compile_step(cell: Cell) -> Callable[[Env], Env]:
+    """The step of the lowered cell (its hoisted part runs in :meth:`Cell.hoist`)."""
+    return _compile_plan(cell.lowered.loop, cell)
 
 
 def run_direction(cell: Cell, x: Tensor, state: Sequence[Tensor], lengths: Optional[Tensor]) -> tuple[Tensor, list[Tensor]]:

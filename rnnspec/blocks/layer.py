@@ -108,11 +108,13 @@ class MemoryLayer(nn.Module):
         if state is None:
             state = self.block.initial_state(B, device=x.device, dtype=x.dtype)
         outs = []
+        xs = x.unbind(0)  # once: x[t] per step makes backward quadratic in T
+        keep = valid.unbind(0) if valid is not None else None
         for t in range(T):
-            y, new = self.block.step(x[t], state)
-            if valid is not None:
-                new = where_state(valid[t], new, state)
-                y = torch.where(valid[t].unsqueeze(-1), y, torch.zeros_like(y))
+            y, new = self.block.step(xs[t], state)
+            if keep is not None:
+                new = where_state(keep[t], new, state)
+                y = torch.where(keep[t].unsqueeze(-1), y, torch.zeros_like(y))
             state = new
             outs.append(y)
         return torch.stack(outs, 0), state

@@ -19,7 +19,8 @@ from rnnspec.compiler import block_fields, expand_irs
 from rnnspec.spec.blocks_model import BlockSpec
 from rnnspec.errors import SpecError
 from rnnspec.ir.cell import CellIR
-from rnnspec.ir.expr import BinOp, Call, Expr, Neg, Num, Var, equation_source, fmt_num
+from rnnspec.ir.expr import BinOp, Call, Equation, Expr, Neg, Num, Var, equation_source, fmt_num
+from rnnspec.ir.lower import lower
 from rnnspec.spec.dump import dump_yaml
 from rnnspec.spec.model import Spec
 
@@ -33,10 +34,9 @@ def _var(name: str) -> str:
 
 
 class _Emitter:
-    def __init__(self, ir: CellIR, hoisted_slices: dict[tuple[str, Expr], str]) -> None:
+    def __init__(self, ir: CellIR) -> None:
         self.ir = ir
         self.params = {p.name for p in ir.params}
-        self.hoisted = hoisted_slices
         self.masked: set[str] = set()
 
     def weight(self, name: str) -> str:
@@ -52,9 +52,6 @@ class _Emitter:
             return f"({text})" if parent >= 3 else text
         if isinstance(e, BinOp):
             if e.op == "@":
-                key = (e.left.name, e.right)  # type: ignore[union-attr]
-                if key in self.hoisted:
-                    return self.hoisted[key]
                 return f"torch.matmul({self.expr(e.right)}, {self.weight(e.left.name)}.t())"  # type: ignore[union-attr]
             p = _PREC[e.op]
             text = f"{self.expr(e.left, p)} {e.op} {self.expr(e.right, p, True)}"
@@ -77,20 +74,23 @@ class _Emitter:
         raise SpecError(f"code generation does not support {e!r}", getattr(e, "pos", None))
 
 
+def _emit_equations(em: "_Emitter", equations: Iterable[Equation], indent: str) -> list[str]:
+    lines = []
+    for eq in equations:
+        expr = eq.expr
+        if isinstance(expr, Call) and expr.fn == "split":
+            targets = ", ".join(_var(t) for t in eq.targets)
+            lines.append(f"{indent}{targets} = torch.chunk({em.expr(expr.args[0])}, {len(eq.targets)}, -1)")
+        else:
+            lines.append(f"{indent}{_var(eq.targets[0])} = {em.expr(expr)}")
+    return lines
+
+
 def cell_class(ir: CellIR, class_name: str, heads: int) -> str:
-    """Source of one cell instance's module."""
-    groups: dict[Expr, list[str]] = {}
-    for m in ir.matmuls:
-        if m.hoisted and m.param not in groups.setdefault(m.operand, []):
-            groups[m.operand].append(m.param)
-    slices: dict[tuple[str, Expr], str] = {}
-    offset = 0
-    for operand, names in groups.items():
-        for n in names:
-            rows = ir.param(n).shape[0]
-            slices[(n, operand)] = f"pre_t[:, {offset}:{offset + rows}]"
-            offset += rows
-    em = _Emitter(ir, slices)
+    """Source of one cell instance's module, from its lowered form (what does
+    not depend on the state runs once over all steps in ``hoist``)."""
+    lowered = lower(ir)
+    em = _Emitter(ir)
     if heads > 1:
         em.masked = {m.param for m in ir.matmuls if not m.hoisted}
     x_name = ir.inputs[0][0]
@@ -125,29 +125,19 @@ def cell_class(ir: CellIR, class_name: str, heads: int) -> str:
     lines.append("        mask = getattr(self, '_mask_' + name, None)")
     lines.append("        return w if mask is None else w * mask")
     lines.append("")
-    lines.append("    def hoist(self, x: Tensor) -> Tensor:")
-    lines.append('        """Input products for all steps at once (one GEMM per operand)."""')
-    if groups:
-        parts = []
-        for operand, names in groups.items():
-            w = em.weight(names[0]) if len(names) == 1 else "torch.cat([" + ", ".join(em.weight(n) for n in names) + "], 0)"
-            op_text = _Emitter(ir, {}).expr(operand).replace(_var(x_name), "x") if operand != Var(x_name) else "x"
-            parts.append(f"torch.matmul({op_text}, {w}.t())")
-        lines.append(f"        return {parts[0]}" if len(parts) == 1 else "        return torch.cat([" + ", ".join(parts) + "], -1)")
-    else:
-        lines.append("        return x.new_zeros(x.shape[0], x.shape[1], 0)")
+    lines.append("    def hoist(self, x: Tensor) -> PerStep:")
+    lines.append('        """What does not depend on the state, for all steps at once."""')
+    lines.append(f"        {_var(x_name)} = x")
+    lines += _emit_equations(em, lowered.pre, "        ")
+    lines.append("        return PerStep({" + ", ".join(f"{n!r}: {_var(n)}" for n in lowered.pre_names) + "})")
     lines.append("")
-    lines.append("    def advance(self, x_t: Tensor, pre_t: Tensor, state: List[Tensor]) -> Tuple[List[Tensor], Tensor]:")
+    lines.append("    def advance(self, x_t: Tensor, pre_t: dict, state: List[Tensor]) -> Tuple[List[Tensor], Tensor]:")
     lines.append(f"        {_var(x_name)} = x_t")
-    names = [_var(n) for n, _ in ir.states]
-    lines.append(f"        {', '.join(names)}{',' if len(names) == 1 else ''} = state")
-    for eq in ir.equations:
-        expr = eq.expr
-        if isinstance(expr, Call) and expr.fn == "split":
-            targets = ", ".join(_var(t) for t in eq.targets)
-            lines.append(f"        {targets} = torch.chunk({em.expr(expr.args[0])}, {len(eq.targets)}, -1)")
-        else:
-            lines.append(f"        {_var(eq.targets[0])} = {em.expr(expr)}")
+    for n in lowered.pre_names:
+        lines.append(f"        {_var(n)} = pre_t[{n!r}]")
+    names_ = [_var(n) for n, _ in ir.states]
+    lines.append(f"        {', '.join(names_)}{',' if len(names_) == 1 else ''} = state")
+    lines += _emit_equations(em, lowered.loop, "        ")
     new = ", ".join(_var(n + "'") for n, _ in ir.states)
     lines.append(f"        return [{new}], {_var(ir.output)}")
     return "\n".join(lines)
