@@ -256,7 +256,7 @@ class Seq2SeqSpec(Strict):
 
 
 Objective = Literal["lm", "classify", "tag", "regress", "seq2seq", "ctc"]
-Metric = Literal["loss", "accuracy", "perplexity", "bpc", "mae"]
+Metric = Literal["loss", "accuracy", "perplexity", "bpc", "mae", "bit_errors"]
 
 
 class TrainSpec(Strict):

@@ -69,6 +69,9 @@ class RunResult:
     stopped: str = "done"  # done | early_stop | interrupted
 
 
+# Summed statistics of a logging window (all-reduced across processes).
+STAT_KEYS = ("loss_sum", "count", "correct", "n_acc", "abs", "bits_wrong", "n_seq")
+
 # ---------------------------------------------------------------- helpers
 
 def _mpos(spec: Spec, *path: Any) -> Optional[Pos]:
@@ -133,20 +136,28 @@ def set_rng_state(s: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(s["cuda"])
 
 
-def detach(state: Any) -> Any:
+def map_state(fn: Any, state: Any) -> Any:
+    """Apply ``fn`` to every tensor of a nested state (tuples, named tuples such
+    as a memory block's, lists), keeping its structure."""
     if state is None:
         return None
     if isinstance(state, torch.Tensor):
-        return state.detach()
-    return type(state)(detach(s) for s in state) if isinstance(state, tuple) else [detach(s) for s in state]
+        return fn(state)
+    if isinstance(state, tuple) and hasattr(state, "_fields"):
+        return type(state)(*(map_state(fn, s) for s in state))
+    if isinstance(state, tuple):
+        return tuple(map_state(fn, s) for s in state)
+    if isinstance(state, list):
+        return [map_state(fn, s) for s in state]
+    return state
+
+
+def detach(state: Any) -> Any:
+    return map_state(lambda t: t.detach(), state)
 
 
 def to_device(state: Any, device: torch.device) -> Any:
-    if state is None:
-        return None
-    if isinstance(state, torch.Tensor):
-        return state.to(device)
-    return type(state)(to_device(s, device) for s in state) if isinstance(state, tuple) else [to_device(s, device) for s in state]
+    return map_state(lambda t: t.to(device), state)
 
 
 def use_bf16(precision: str, device: torch.device) -> bool:
@@ -267,6 +278,10 @@ def train(
     is planned over the spec's ``max_steps``/``epochs``."""
     if spec.train is None:
         raise SpecError("this spec has no 'train' section", Pos(spec._file) if spec._file else None)
+    if spec.memory is not None:
+        from rnnspec.train.associative import train_memory
+
+        return train_memory(spec, run_dir=run_dir, log=log)
     if spec.model is None:
         raise SpecError("this spec has no network to train", Pos(spec._file) if spec._file else None)
     if seed is not None and seed != spec.train.seed:
@@ -524,10 +539,10 @@ def _train(spec: Spec, dist: D.Dist, payload: Optional[dict[str, Any]], *, run_d
                 if prog.live:
                     prog.update(step, step_loss / max(p.count, 1e-12), rate, elapsed, start_step)
                 if step % t.log_every == 0 or step == stop:
-                    w = torch.tensor([float(window.get(k, 0.0)) for k in ("loss_sum", "count", "correct", "n_acc", "abs")],
+                    w = torch.tensor([float(window.get(k, 0.0)) for k in STAT_KEYS],
                                      dtype=torch.float64)
                     D.all_reduce_sum(w, dist)
-                    totals = {k: float(v) for k, v in zip(("loss_sum", "count", "correct", "n_acc", "abs"), w)
+                    totals = {k: float(v) for k, v in zip(STAT_KEYS, w)
                               if k in ("loss_sum", "count") or k in window}
                     res = obj.summarize(totals)
                     if step % t.log_every == 0:

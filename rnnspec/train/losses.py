@@ -72,6 +72,8 @@ class Objective:
             return ("loss", "perplexity", "bpc", "accuracy")
         if self.name == "seq2seq":
             return ("loss", "perplexity", "accuracy")
+        if self.name == "tag" and self.multi_label:
+            return ("loss", "accuracy", "bit_errors")
         if self.name in ("classify", "tag"):
             return ("loss", "accuracy")
         if self.name == "regress":
@@ -183,8 +185,15 @@ class Objective:
         if self.name == "tag":  # multi-hot sets, binary cross-entropy per channel
             y = y.to(o.dtype)
             bce = F.binary_cross_entropy_with_logits(o, y, reduction="none").sum(-1)
-            right = ((o > 0) == (y > 0.5)).all(-1).to(o.dtype)
-            return (bce * mf).sum(), {"correct": (right * mf).sum().detach(), "n_acc": mf.sum()}
+            wrong_bits = ((o > 0) != (y > 0.5)).sum(-1).to(o.dtype)
+            right = (wrong_bits == 0).to(o.dtype)
+            scored = (mf.sum(1) > 0).to(o.dtype)  # sequences with at least one scored step
+            return (bce * mf).sum(), {
+                "correct": (right * mf).sum().detach(),
+                "n_acc": mf.sum(),
+                "bits_wrong": (wrong_bits * mf).sum().detach(),  # Graves et al. 2014's metric: bit errors per sequence
+                "n_seq": scored.sum(),
+            }
         # regress per step
         y = y.to(o.dtype)
         if y.dim() == 2:
@@ -220,6 +229,8 @@ class Objective:
             out["accuracy"] = totals["correct"] / totals["n_acc"]
         if "abs" in totals:
             out["mae"] = totals["abs"] / n
+        if "bits_wrong" in totals and totals.get("n_seq", 0) > 0:
+            out["bit_errors"] = totals["bits_wrong"] / totals["n_seq"]
         return out
 
 
