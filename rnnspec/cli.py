@@ -30,7 +30,12 @@ def cmd_check(args: argparse.Namespace) -> int:
     elif args.dump == "rnn":
         sys.stdout.write(dump_rnn(spec))
     else:
-        what = f"network {spec.name!r}" if spec.model is not None else f"{len(spec.cells)} cell(s)"
+        if spec.model is not None:
+            what = f"network {spec.name!r}"
+        elif spec.memory is not None:
+            what = f"{'hopfield' if spec.memory.hopfield is not None else 'bam'} memory"
+        else:
+            what = f"{len(spec.cells)} cell(s)"
         print(f"{args.spec}: ok ({what})")
     return EXIT_OK
 
