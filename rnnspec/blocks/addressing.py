@@ -262,10 +262,10 @@ def make_controller(kind: str | nn.Module, input_size: int, hidden_size: int) ->
 # State handling and time unrolling
 # ---------------------------------------------------------------------------
 
-S = TypeVar("S")
+StateT = TypeVar("StateT")
 
 
-def detach_state(state: S) -> S:
+def detach_state(state: StateT) -> StateT:
     """Detach every tensor of a (nested) state tuple, keeping its type.
 
     This is what truncated BPTT needs between chunks: the values carry over,

@@ -90,7 +90,10 @@ class DNCState(NamedTuple):
 
 
 def update_usage(usage: Tensor, write_weights: Tensor, read_weights: Tensor, free_gates: Tensor) -> Tensor:
-    """``u_t = (u_{t-1} + w^w_{t-1} - u_{t-1} o w^w_{t-1}) o psi_t`` with retention ``psi_t = prod_i (1 - f^i w^{r,i}_{t-1})``.
+    """Usage ``u_t = (u_{t-1} + w^w_{t-1} - u_{t-1} o w^w_{t-1}) o psi_t``.
+
+    The retention ``psi_t = prod_i (1 - f^i w^{r,i}_{t-1})`` says how much of
+    each slot the free gates leave in use after the last reads.
 
     Args:
         usage: ``[B, N]`` previous usage.

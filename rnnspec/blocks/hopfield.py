@@ -70,7 +70,8 @@ def sign_keep(field: Tensor, previous: Tensor) -> Tensor:
     zero thresholds) is what makes a fixed point well defined and the energy
     argument exact.
     """
-    return torch.where(field > 0, torch.ones_like(previous), torch.where(field < 0, -torch.ones_like(previous), previous))
+    ones = torch.ones_like(previous)
+    return torch.where(field > 0, ones, torch.where(field < 0, -ones, previous))
 
 
 def check_bipolar(patterns: Tensor, name: str) -> None:

@@ -149,6 +149,8 @@ def train_copy(
     max_length: int = 10,
     bits: int = 8,
     lr: float = 1e-3,
+    fine_tune_lr: float | None = None,
+    fine_tune_below: float = 1.0,
     clip: float = 10.0,
     eval_every: int = 100,
     eval_batch: int = 128,
@@ -163,8 +165,14 @@ def train_copy(
     batch of ``eval_batch`` sequences of lengths ``min_length..max_length``
     are recorded; training stops early once ``patience`` evaluations in a row
     are at or below ``target_errors`` (when given), or once ``time_limit``
-    seconds have passed. Gradients are clipped to norm
-    ``clip``, as is customary for memory networks (Graves 2014 clipped too).
+    seconds have passed. Gradients are clipped to norm ``clip``, as is
+    customary for memory-augmented networks (rare large gradients through
+    sharp addressing otherwise derail training).
+
+    Once an evaluation first shows at most ``fine_tune_below`` errors the
+    learning rate drops to ``fine_tune_lr`` (when given): near the solution
+    Adam at the initial rate keeps kicking the heads' sharp addressing out of
+    place, and the error then oscillates instead of settling at zero.
     """
     optimiser = torch.optim.Adam(model.parameters(), lr=lr)
     history: list[tuple[int, float]] = []
@@ -184,6 +192,9 @@ def train_copy(
             with torch.no_grad():
                 errors = float(bit_errors(model(check.inputs)[0], check).mean())
             history.append((step, errors))
+            if fine_tune_lr is not None and errors <= fine_tune_below:
+                for group in optimiser.param_groups:
+                    group["lr"] = fine_tune_lr
             recent = [e for _, e in history[-patience:]]
             if target_errors is not None and len(recent) == patience and max(recent) <= target_errors:
                 break
