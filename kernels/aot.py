@@ -243,6 +243,56 @@ def device_fit(ir: CellIR, device: Any, split: int = 0, weight_dtype: str = "fp3
     return _DEVICE_FIT[key]
 
 
+# Multiprocessors of the GPUs each target stands for (H100 SXM, A100): the
+# split kernels need every program of a launch resident at once.
+SM_COUNT = {90: 132, 80: 108}
+
+
+def plan_for_target(ir: CellIR, batch: int, target: Union[str, Any] = "sm_90",
+                    weight_dtype: str = "fp32") -> dict[str, Any]:
+    """What the dispatcher (kernels/launch.py) would launch for ``ir`` at
+    ``batch`` on ``target``, decided without a GPU: one program per batch
+    tile if that compiles within the target's shared memory, else the
+    smallest split whose kernels do, within the multiprocessor count; else
+    the torch backend.  Returns the chosen :func:`resource_report` plus
+    ``{"choice": "single" | "split" | "torch", "why": ...}``."""
+    from rnnspec.kernels import codegen
+
+    tgt = _target(target)
+    arch = int(tgt.arch)
+    limit = SHARED_LIMIT.get(arch, 101376)
+    sms = SM_COUNT.get(arch, 108)
+    tiles = -(-batch // codegen.BLOCK_B)
+    wbytes = 2 if weight_dtype in ("bf16", "fp16") else 4
+    kp = codegen.plan(ir)
+    last: dict[str, Any] = {}
+    spilling: dict[str, Any] = {}  # the first configuration that fits but spills: used only if nothing clean fits
+    if wbytes * kp.weight_floats <= limit:
+        last = resource_report(ir, batch, tgt, weight_dtype=weight_dtype)
+        if last["fits"] and last["spills"] == 0:
+            return {**last, "choice": "single", "why": ""}
+        if last["fits"]:
+            spilling = {**last, "choice": "single"}
+    why = codegen.split_reasons(ir)
+    if not why:
+        for p in (2, 4, 8, 16, 32, 64, 128):
+            if tiles * p > sms:
+                break
+            if wbytes * codegen.split_plan(ir, p).weight_floats > limit:
+                continue
+            last = resource_report(ir, batch, tgt, split=p, weight_dtype=weight_dtype)
+            if last["fits"] and last["spills"] == 0:
+                return {**last, "choice": "split", "why": ""}
+            if last["fits"] and not spilling:
+                spilling = {**last, "choice": "split"}
+    if spilling:
+        return {**spilling, "why": f"accepted: spills {spilling['spills']} bytes (no configuration fits without spilling)"}
+    if why:
+        return {**last, "choice": "torch", "why": "too large for one program, and cannot split: " + "; ".join(why)}
+    return {**last, "choice": "torch",
+            "why": f"no split up to {sms // tiles} programs per tile fits {limit} bytes of shared memory on sm_{arch}"}
+
+
 def format_report(rows: list[dict[str, Any]]) -> str:
     head = (f"{'cell':<14}{'target':<8}{'hidden':>7}{'P':>4}{'BB':>4} | {'fwd smem':>9}{'regs':>6}{'spill':>7} | "
             f"{'bwd smem':>9}{'regs':>6}{'spill':>7}")

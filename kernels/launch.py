@@ -87,12 +87,19 @@ def choose(cell: Cell, x: Tensor) -> tuple[str, int, list[str]]:
     wdtype = getattr(cell, kp.matrices[0]).dtype if kp.matrices else torch.float32
     wbytes = 2 if wdtype in (torch.bfloat16, torch.float16) else 4
     wname = {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(wdtype, "fp32")
+    spilling: Optional[tuple[str, int, list[str]]] = None  # fits but spills: only if nothing clean fits
     if forced:
         candidates = [forced]
     else:
         # one program per batch tile when it fits (far too big: no need to compile to know)
-        if wbytes * kp.weight_floats <= limit and aot.device_fit(cell.ir, x.device, weight_dtype=wname)["fits"]:
-            return "single", 1, []
+        if wbytes * kp.weight_floats <= limit:
+            r = aot.device_fit(cell.ir, x.device, weight_dtype=wname)
+            if r["fits"] and r["spills"] == 0:
+                return "single", 1, []
+            if r["fits"]:
+                spilling = ("single", 1, [])
+        if split_why and spilling:
+            return spilling
         if split_why:
             return "torch", 0, [f"cell {cell.ir.name!r} is too large for one program per batch tile at this size, "
                                 "and the multi-program kernels cannot run it: " + "; ".join(split_why)]
@@ -103,8 +110,13 @@ def choose(cell: Cell, x: Tensor) -> tuple[str, int, list[str]]:
                                 "them at once (the split kernels synchronize through a grid barrier)"]
         if not forced and wbytes * codegen.split_plan(cell.ir, p).weight_floats > limit:
             continue  # the weight tiles alone exceed shared memory: no need to compile to know
-        if aot.device_fit(cell.ir, x.device, split=p, weight_dtype=wname)["fits"]:
+        r = aot.device_fit(cell.ir, x.device, split=p, weight_dtype=wname)
+        if r["fits"] and (forced or r["spills"] == 0):
             return "split", p, []
+        if r["fits"] and spilling is None:
+            spilling = ("split", p, [])
+    if not forced and spilling is not None:
+        return spilling
     return "torch", 0, [f"cell {cell.ir.name!r}: neither one program per batch tile nor up to "
                         f"{candidates[-1] if candidates else 1} programs per tile ({nbt} tiles, {sms} multiprocessors) "
                         f"fit the {limit} bytes of shared memory a block has"]

@@ -18,6 +18,32 @@ def _triton_reasons(ir: CellIR) -> list[str] | None:
     return list(kernel_explain(ir))
 
 
+def _aot_lines(ir: CellIR, batch: int = 16) -> list[str]:
+    """What the dispatcher would launch on an H100 (sm_90) and an A100 (sm_80),
+    with the compiled kernels' shared memory, registers and spills."""
+    try:
+        from rnnspec.kernels.aot import plan_for_target
+    except ImportError:
+        return []
+    out = []
+    for target in ("sm_90", "sm_80"):
+        try:
+            r = plan_for_target(ir, batch, target)
+        except Exception as e:  # a compile failure is a finding to show, not a crash
+            out.append(f"{target}: ahead-of-time compile failed: {type(e).__name__}: {str(e).splitlines()[0][:200]}")
+            continue
+        if r["choice"] == "torch":
+            out.append(f"{target}: falls back to the torch backend: {r['why']}")
+            continue
+        f, b = r["forward"], r["backward"]
+        out.append(
+            f"{target}: {r['programs']} program(s) per tile of {r['block_b']} | forward {f['shared']:,} B shared, "
+            f"{f['registers']} registers, {f['spills']} B spilled | backward {b['shared']:,} B shared, "
+            f"{b['registers']} registers, {b['spills']} B spilled (limit {r['shared_limit']:,} B)"
+        )
+    return out
+
+
 def explain(spec: Spec) -> str:
     lines: list[str] = []
     if spec.model is None:
@@ -39,6 +65,7 @@ def explain(spec: Spec) -> str:
                 lines.append("  triton: falls back to the torch backend: " + "; ".join(reasons))
             else:
                 lines.append("  triton: fused forward and backward kernels (used on CUDA tensors)")
+                lines += ["    " + line for line in _aot_lines(ir)]
     return "\n".join(lines)
 
 
