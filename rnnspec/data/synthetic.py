@@ -65,6 +65,12 @@ __all__ = [
     "make_associative_pairs",
     "make_delayed_recall",
     "make_temporal_order",
+    "make_context_sum",
+    "make_sine",
+    "narendra_plant",
+    "make_narendra_plant",
+    "jordan_sequences",
+    "make_jordan_plans",
     "TASKS",
     "make_task",
 ]
@@ -1102,6 +1108,211 @@ def make_temporal_order(
 
 
 # --------------------------------------------------------------------------
+# context sum (Schuster & Paliwal 1997)
+# --------------------------------------------------------------------------
+
+
+def make_context_sum(
+    n: int,
+    *,
+    seed: int,
+    length: int = 20,
+    offset: int = 3,
+    classes: int = 10,
+    one_hot: bool = False,
+) -> list[Example]:
+    """Per-step targets that need past *and* future input, after Schuster &
+    Paliwal, "Bidirectional recurrent neural networks" (1997).
+
+    Inputs are uniform random symbols ``0..classes-1``; the target at step
+    ``t`` is ``(x[t - offset] + x[t + offset]) mod classes``, defined for
+    ``offset <= t < length - offset`` (``extras["loss_mask"]``; 0 elsewhere).
+    A forward-only net has not seen ``x[t + offset]`` at step ``t``, and that
+    symbol is independent of everything before it, so it is at chance
+    (``1/classes``); a bidirectional one can be exact.
+
+    * ``x``: ``[length]`` ids (or one-hot ``[length, classes]``);
+    * ``y``: ``[length]`` int64 class ids.
+    """
+    n = _n(n)
+    offset = _int("offset", offset, 1)
+    length = _int("length", length, 1)
+    if length <= 2 * offset:
+        raise DataError(f"parameter 'length' ({length}) must exceed 2 * 'offset' ({2 * offset}) so every sequence has a target")
+    classes = _int("classes", classes, 2)
+    t = np.arange(length)
+    mask = (t >= offset) & (t < length - offset)
+    out: list[Example] = []
+    for i in range(n):
+        rng = make_rng(seed, i)
+        ids = rng.integers(0, classes, size=length)
+        y = np.zeros(length, dtype=np.int64)
+        y[offset : length - offset] = (ids[: length - 2 * offset] + ids[2 * offset :]) % classes
+        out.append(
+            Example(_tokens(ids, classes, one_hot), torch.from_numpy(y), {"loss_mask": torch.from_numpy(mask.copy())}, per_step=True)
+        )
+    return out
+
+
+# --------------------------------------------------------------------------
+# sine waves (oscillators: Pearlmutter 1989; Beer 1995)
+# --------------------------------------------------------------------------
+
+
+def make_sine(
+    n: int,
+    *,
+    seed: int,
+    length: int = 100,
+    period: float = 20.0,
+    amplitude: float = 1.0,
+    input: str = "value",
+    warmup: int = 1,
+) -> list[Example]:
+    """Sine waves ``a * sin(2 pi (t + 1) / period + phi)``, one per example, for
+    oscillator and pattern-generation tasks (Pearlmutter 1989; Beer 1995).
+
+    ``input="value"``: each example has its own phase ``phi`` (uniform in
+    [0, 2 pi)); the input at step ``t`` is the current value
+    ``a sin(2 pi t / period + phi)`` and the target the next one.  One value
+    does not tell a rising from a falling wave, so ``extras["loss_mask"]``
+    leaves out the first ``warmup`` steps (from step 1 on, the last two
+    values determine the next exactly).
+
+    ``input="none"``: the net must generate the wave on its own: the input is
+    0 at every step and the phase is 0 for every example (with no input there
+    is nothing to tell phases apart), so all examples are the same sequence
+    and ``seed`` is not used.
+
+    ``x``: ``[length, 1]`` float32; ``y``: ``[length, 1]`` float32.
+    """
+    n = _n(n)
+    length = _int("length", length, 2)
+    period = _float("period", period, lo=1e-6)
+    amplitude = _float("amplitude", amplitude)
+    warmup = _int("warmup", warmup, 0)
+    if input not in ("value", "none"):
+        raise DataError(f"parameter 'input' must be 'value' or 'none', got {input!r}" + did_you_mean(str(input), ["value", "none"]))
+    if warmup >= length:
+        raise DataError(f"parameter 'warmup' ({warmup}) must be < 'length' ({length}) so every sequence has a target")
+    omega = 2.0 * math.pi / period
+    t = np.arange(length + 1)
+    mask = np.arange(length) >= warmup
+    out: list[Example] = []
+    for i in range(n):
+        phi = float(make_rng(seed, i).uniform(0.0, 2.0 * math.pi)) if input == "value" else 0.0
+        wave = (amplitude * np.sin(omega * t + phi)).astype(np.float32)
+        x = wave[:-1, None].copy() if input == "value" else np.zeros((length, 1), dtype=np.float32)
+        y = wave[1:, None].copy()
+        out.append(Example(torch.from_numpy(x), torch.from_numpy(y), {"loss_mask": torch.from_numpy(mask.copy())}, per_step=True))
+    return out
+
+
+# --------------------------------------------------------------------------
+# nonlinear plant identification (Narendra & Parthasarathy 1990)
+# --------------------------------------------------------------------------
+
+
+def narendra_plant(u: Sequence[float] | np.ndarray) -> np.ndarray:
+    """The plant of Narendra & Parthasarathy (1990), Example 2, from rest
+    (``y_0 = y_{-1} = 0``): ``y_{k+1} = y_k y_{k-1} (y_k + 2.5) / (1 + y_k^2 +
+    y_{k-1}^2) + u_k``.  Returns ``y_1 .. y_K`` for inputs ``u_0 .. u_{K-1}``."""
+    u = np.asarray(u, dtype=np.float64)
+    y = np.zeros(len(u) + 1)
+    prev = 0.0
+    for k in range(len(u)):
+        cur = y[k]
+        y[k + 1] = cur * prev * (cur + 2.5) / (1.0 + cur * cur + prev * prev) + u[k]
+        prev = cur
+    return y[1:]
+
+
+def make_narendra_plant(
+    n: int,
+    *,
+    seed: int,
+    length: int = 100,
+    input: str = "uniform",
+    u_max: float = 2.0,
+    period: float = 25.0,
+) -> list[Example]:
+    """Identification of a nonlinear plant (Narendra & Parthasarathy 1990,
+    Example 2; Puskorius & Feldkamp 1994): the net reads the plant's input
+    ``u_k`` and outputs the plant's response ``y_{k+1}`` (see
+    :func:`narendra_plant`), so it must run a model of the plant in its state
+    (a "parallel" model: the plant's own output is never an input).
+
+    ``input="uniform"``: ``u_k`` i.i.d. uniform in ``[-u_max, u_max]`` (the
+    papers' training signal); ``input="sine"``: ``u_k = sin(2 pi k / period)``
+    (their test signal, the same for every example).
+
+    ``x``: ``[length, 1]`` float32 ``u``; ``y``: ``[length, 1]`` float32 ``y_{k+1}``.
+    """
+    n = _n(n)
+    length = _int("length", length, 1)
+    u_max = _float("u_max", u_max, lo=0.0)
+    period = _float("period", period, lo=1e-6)
+    if input not in ("uniform", "sine"):
+        raise DataError(f"parameter 'input' must be 'uniform' or 'sine', got {input!r}" + did_you_mean(str(input), ["uniform", "sine"]))
+    out: list[Example] = []
+    for i in range(n):
+        if input == "uniform":
+            u = make_rng(seed, i).uniform(-u_max, u_max, size=length)
+        else:
+            u = np.sin(2.0 * math.pi * np.arange(length) / period)
+        y = narendra_plant(u)
+        x = torch.from_numpy(u.astype(np.float32)[:, None].copy())
+        out.append(Example(x, torch.from_numpy(y.astype(np.float32)[:, None].copy()), per_step=True))
+    return out
+
+
+# --------------------------------------------------------------------------
+# plans and sequences (Jordan 1986)
+# --------------------------------------------------------------------------
+
+
+def jordan_sequences(*, seed: int, plans: int = 4, steps: int = 8, bits: int = 6) -> Tensor:
+    """The target sequences of :func:`make_jordan_plans`: ``[plans, steps, bits]``
+    float32 0/1 vectors, a fixed function of ``seed``.  Within a plan the
+    ``steps`` vectors are distinct (a net whose state is its own output can
+    only continue differently from different outputs)."""
+    plans = _int("plans", plans, 1)
+    steps = _int("steps", steps, 1)
+    bits = _int("bits", bits, 1)
+    if steps > 2**bits:
+        raise DataError(f"parameter 'steps' ({steps}) must be <= 2 ** 'bits' ({2**bits}): the vectors of a plan are distinct")
+    rng = make_rng(seed, 0x70D4)
+    codes = np.stack([rng.choice(2**bits, size=steps, replace=False) for _ in range(plans)])
+    vectors = (codes[..., None] >> np.arange(bits - 1, -1, -1)) & 1
+    return torch.from_numpy(vectors.astype(np.float32))
+
+
+def make_jordan_plans(n: int, *, seed: int, plans: int = 4, steps: int = 8, bits: int = 6) -> list[Example]:
+    """Plans and the sequences they produce, after Jordan, "Serial order: a
+    parallel distributed processing approach" (1986).
+
+    A fixed set of ``plans`` target sequences (:func:`jordan_sequences`), each
+    ``steps`` random ``bits``-bit vectors; example ``i`` is plan
+    ``i % plans``: the input is that plan's one-hot code at every step, the
+    target its sequence.  The set is a fixed, seeded choice, so the examples
+    repeat it (``n`` is how often the net sees each plan per epoch).
+
+    * ``x``: ``[steps, plans]`` float32 one-hot plan; ``y``: ``[steps, bits]`` float32;
+    * ``extras["plan"]``: the plan number.
+    """
+    n = _n(n)
+    seqs = jordan_sequences(seed=seed, plans=plans, steps=steps, bits=bits)
+    p, t, _ = seqs.shape
+    out: list[Example] = []
+    for i in range(n):
+        k = i % p
+        x = torch.zeros(t, p)
+        x[:, k] = 1.0
+        out.append(Example(x, seqs[k].clone(), {"plan": k}, per_step=True))
+    return out
+
+
+# --------------------------------------------------------------------------
 # registry
 # --------------------------------------------------------------------------
 
@@ -1120,6 +1331,10 @@ TASKS: dict[str, Callable[..., list[Example]]] = {
     "associative_pairs": make_associative_pairs,
     "delayed_recall": make_delayed_recall,
     "temporal_order": make_temporal_order,
+    "context_sum": make_context_sum,
+    "sine": make_sine,
+    "narendra_plant": make_narendra_plant,
+    "jordan_plans": make_jordan_plans,
 }
 """Task name (as written in a spec) -> generator."""
 

@@ -502,3 +502,75 @@ def test_all_tasks_at_scale_collate_and_stay_correct() -> None:
             assert int(ex.y) == int(_tomita_reference(g, ex.extras["string"]))
     series = S.mackey_glass(20000, seed=2)
     assert 0.2 < series.min() and series.max() < 1.4
+
+
+# ---------------------------------------------------------------------------
+# context sum, sine, Narendra plant, Jordan plans
+# ---------------------------------------------------------------------------
+
+
+def test_context_sum_labels_need_past_and_future() -> None:
+    for ex in S.make_context_sum(20, seed=16, length=15, offset=3, classes=7):
+        x, y, mask = ex.x.tolist(), ex.y.tolist(), ex.extras["loss_mask"].tolist()
+        assert ex.x.shape == ex.y.shape == (15,) and ex.y.dtype == torch.int64
+        assert mask == [3 <= t < 12 for t in range(15)]
+        assert all(0 <= v < 7 for v in x)
+        for t in range(15):
+            if mask[t]:
+                assert y[t] == (x[t - 3] + x[t + 3]) % 7
+    hot = S.make_context_sum(2, seed=16, length=15, offset=3, classes=7, one_hot=True)
+    assert hot[0].x.shape == (15, 7) and torch.equal(hot[0].x.argmax(-1), S.make_context_sum(1, seed=16, length=15, offset=3, classes=7)[0].x)
+    with pytest.raises(DataError, match="must exceed 2 \\* 'offset'"):
+        S.make_context_sum(1, seed=0, length=6, offset=3)
+
+
+def test_sine_targets_are_the_next_value() -> None:
+    for ex in S.make_sine(5, seed=17, length=30, period=12.0, amplitude=0.5):
+        x, y = ex.x[:, 0].double(), ex.y[:, 0].double()
+        assert torch.equal(ex.y[:-1], ex.x[1:])
+        assert x.abs().max() <= 0.5 + 1e-6
+        # a sampled sine obeys s[t+1] = 2 cos(w) s[t] - s[t-1]
+        w = 2 * math.pi / 12.0
+        assert torch.allclose(y[1:], 2 * math.cos(w) * x[1:] - x[:-1], atol=1e-5)
+        assert ex.x.shape == ex.y.shape == (30, 1)
+        assert ex.extras["loss_mask"].tolist() == [False] + [True] * 29
+    phases = {round(float(ex.x[0, 0]), 4) for ex in S.make_sine(6, seed=17)}
+    assert len(phases) == 6
+    free = S.make_sine(3, seed=17, length=10, period=5.0, input="none", warmup=0)
+    assert all(not ex.x.any() and torch.equal(ex.y, free[0].y) for ex in free)
+    assert free[0].y[:, 0].tolist() == pytest.approx([math.sin(2 * math.pi * (t + 1) / 5.0) for t in range(10)], abs=1e-6)
+    with pytest.raises(DataError, match="did you mean 'none'"):
+        S.make_sine(1, seed=0, input="non")
+
+
+def _plant_reference(u: list[float]) -> list[float]:
+    ys = [0.0, 0.0]  # y_{-1}, y_0
+    for uk in u:
+        yk, ykm = ys[-1], ys[-2]
+        ys.append(yk * ykm * (yk + 2.5) / (1 + yk**2 + ykm**2) + uk)
+    return ys[2:]
+
+
+def test_narendra_plant_follows_the_difference_equation() -> None:
+    for ex in S.make_narendra_plant(4, seed=18, length=40):
+        u = ex.x[:, 0].double().tolist()
+        assert all(-2.0 <= v <= 2.0 for v in u)
+        assert ex.y[:, 0].tolist() == pytest.approx(_plant_reference(u), rel=1e-5, abs=1e-5)
+    (sine,) = S.make_narendra_plant(1, seed=18, length=50, input="sine")
+    assert sine.x[:, 0].tolist() == pytest.approx([math.sin(2 * math.pi * k / 25) for k in range(50)], abs=1e-6)
+    assert sine.y[:, 0].tolist() == pytest.approx(_plant_reference(sine.x[:, 0].double().tolist()), rel=1e-5, abs=1e-5)
+
+
+def test_jordan_plans_map_each_plan_to_its_fixed_sequence() -> None:
+    seqs = S.jordan_sequences(seed=19)
+    assert seqs.shape == (4, 8, 6) and set(seqs.unique().tolist()) == {0.0, 1.0}
+    for p in range(4):  # distinct vectors within a plan
+        assert len({tuple(v) for v in seqs[p].tolist()}) == 8
+    examples = S.make_jordan_plans(12, seed=19)
+    for i, ex in enumerate(examples):
+        assert ex.extras["plan"] == i % 4
+        assert torch.equal(ex.x, torch.nn.functional.one_hot(torch.full((8,), i % 4), 4).float())
+        assert torch.equal(ex.y, seqs[i % 4])
+    assert not torch.equal(S.jordan_sequences(seed=20), seqs)
+    with pytest.raises(DataError, match="'steps' \\(9\\) must be <= 2 \\*\\* 'bits'"):
+        S.make_jordan_plans(1, seed=0, steps=9, bits=3)
