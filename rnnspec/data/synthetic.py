@@ -71,6 +71,10 @@ __all__ = [
     "make_narendra_plant",
     "jordan_sequences",
     "make_jordan_plans",
+    "PRIMITIVE_NAMES",
+    "primitive_shapes",
+    "primitive_orders",
+    "make_primitive_sequences",
     "TASKS",
     "make_task",
 ]
@@ -1166,20 +1170,20 @@ def make_sine(
     length: int = 100,
     period: float = 20.0,
     amplitude: float = 1.0,
-    input: str = "value",
+    mode: str = "predict",
     warmup: int = 1,
 ) -> list[Example]:
     """Sine waves ``a * sin(2 pi (t + 1) / period + phi)``, one per example, for
     oscillator and pattern-generation tasks (Pearlmutter 1989; Beer 1995).
 
-    ``input="value"``: each example has its own phase ``phi`` (uniform in
+    ``mode="predict"``: each example has its own phase ``phi`` (uniform in
     [0, 2 pi)); the input at step ``t`` is the current value
     ``a sin(2 pi t / period + phi)`` and the target the next one.  One value
     does not tell a rising from a falling wave, so ``extras["loss_mask"]``
     leaves out the first ``warmup`` steps (from step 1 on, the last two
     values determine the next exactly).
 
-    ``input="none"``: the net must generate the wave on its own: the input is
+    ``mode="generate"``: the net must produce the wave on its own: the input is
     0 at every step and the phase is 0 for every example (with no input there
     is nothing to tell phases apart), so all examples are the same sequence
     and ``seed`` is not used.
@@ -1191,8 +1195,10 @@ def make_sine(
     period = _float("period", period, lo=1e-6)
     amplitude = _float("amplitude", amplitude)
     warmup = _int("warmup", warmup, 0)
-    if input not in ("value", "none"):
-        raise DataError(f"parameter 'input' must be 'value' or 'none', got {input!r}" + did_you_mean(str(input), ["value", "none"]))
+    if mode not in ("predict", "generate"):
+        raise DataError(
+            f"parameter 'mode' must be 'predict' or 'generate', got {mode!r}" + did_you_mean(str(mode), ["predict", "generate"])
+        )
     if warmup >= length:
         raise DataError(f"parameter 'warmup' ({warmup}) must be < 'length' ({length}) so every sequence has a target")
     omega = 2.0 * math.pi / period
@@ -1200,9 +1206,9 @@ def make_sine(
     mask = np.arange(length) >= warmup
     out: list[Example] = []
     for i in range(n):
-        phi = float(make_rng(seed, i).uniform(0.0, 2.0 * math.pi)) if input == "value" else 0.0
+        phi = float(make_rng(seed, i).uniform(0.0, 2.0 * math.pi)) if mode == "predict" else 0.0
         wave = (amplitude * np.sin(omega * t + phi)).astype(np.float32)
-        x = wave[:-1, None].copy() if input == "value" else np.zeros((length, 1), dtype=np.float32)
+        x = wave[:-1, None].copy() if mode == "predict" else np.zeros((length, 1), dtype=np.float32)
         y = wave[1:, None].copy()
         out.append(Example(torch.from_numpy(x), torch.from_numpy(y), {"loss_mask": torch.from_numpy(mask.copy())}, per_step=True))
     return out
@@ -1232,7 +1238,7 @@ def make_narendra_plant(
     *,
     seed: int,
     length: int = 100,
-    input: str = "uniform",
+    signal: str = "uniform",
     u_max: float = 2.0,
     period: float = 25.0,
 ) -> list[Example]:
@@ -1242,8 +1248,8 @@ def make_narendra_plant(
     :func:`narendra_plant`), so it must run a model of the plant in its state
     (a "parallel" model: the plant's own output is never an input).
 
-    ``input="uniform"``: ``u_k`` i.i.d. uniform in ``[-u_max, u_max]`` (the
-    papers' training signal); ``input="sine"``: ``u_k = sin(2 pi k / period)``
+    ``signal="uniform"``: ``u_k`` i.i.d. uniform in ``[-u_max, u_max]`` (the
+    papers' training signal); ``signal="sine"``: ``u_k = sin(2 pi k / period)``
     (their test signal, the same for every example).
 
     ``x``: ``[length, 1]`` float32 ``u``; ``y``: ``[length, 1]`` float32 ``y_{k+1}``.
@@ -1252,11 +1258,13 @@ def make_narendra_plant(
     length = _int("length", length, 1)
     u_max = _float("u_max", u_max, lo=0.0)
     period = _float("period", period, lo=1e-6)
-    if input not in ("uniform", "sine"):
-        raise DataError(f"parameter 'input' must be 'uniform' or 'sine', got {input!r}" + did_you_mean(str(input), ["uniform", "sine"]))
+    if signal not in ("uniform", "sine"):
+        raise DataError(
+            f"parameter 'signal' must be 'uniform' or 'sine', got {signal!r}" + did_you_mean(str(signal), ["uniform", "sine"])
+        )
     out: list[Example] = []
     for i in range(n):
-        if input == "uniform":
+        if signal == "uniform":
             u = make_rng(seed, i).uniform(-u_max, u_max, size=length)
         else:
             u = np.sin(2.0 * math.pi * np.arange(length) / period)
@@ -1274,15 +1282,19 @@ def make_narendra_plant(
 def jordan_sequences(*, seed: int, plans: int = 4, steps: int = 8, bits: int = 6) -> Tensor:
     """The target sequences of :func:`make_jordan_plans`: ``[plans, steps, bits]``
     float32 0/1 vectors, a fixed function of ``seed``.  Within a plan the
-    ``steps`` vectors are distinct (a net whose state is its own output can
-    only continue differently from different outputs)."""
+    ``steps`` vectors are distinct and none is all zeros: a net whose state
+    is its own previous output (zeros before the first step) can only
+    continue differently from different outputs."""
     plans = _int("plans", plans, 1)
     steps = _int("steps", steps, 1)
     bits = _int("bits", bits, 1)
-    if steps > 2**bits:
-        raise DataError(f"parameter 'steps' ({steps}) must be <= 2 ** 'bits' ({2**bits}): the vectors of a plan are distinct")
+    if steps > 2**bits - 1:
+        raise DataError(
+            f"parameter 'steps' ({steps}) must be <= 2 ** 'bits' - 1 ({2**bits - 1}): "
+            "the vectors of a plan are distinct and not all zeros"
+        )
     rng = make_rng(seed, 0x70D4)
-    codes = np.stack([rng.choice(2**bits, size=steps, replace=False) for _ in range(plans)])
+    codes = np.stack([1 + rng.choice(2**bits - 1, size=steps, replace=False) for _ in range(plans)])
     vectors = (codes[..., None] >> np.arange(bits - 1, -1, -1)) & 1
     return torch.from_numpy(vectors.astype(np.float32))
 
@@ -1313,6 +1325,114 @@ def make_jordan_plans(n: int, *, seed: int, plans: int = 4, steps: int = 8, bits
 
 
 # --------------------------------------------------------------------------
+# sequences of shared primitives (Yamashita & Tani 2008)
+# --------------------------------------------------------------------------
+
+PRIMITIVE_NAMES: tuple[str, ...] = ("circle", "up_down", "left_right", "figure_eight")
+"""The movement primitives of :func:`make_primitive_sequences`, in id order."""
+
+
+def primitive_shapes(length: int = 12, amplitude: float = 0.8) -> Tensor:
+    """The primitives, ``[4, length, 2]`` float32: closed 2-D paths that leave
+    the origin and come back to it at their last step, so that any of them
+    can follow any other (see :data:`PRIMITIVE_NAMES`)."""
+    length = _int("primitive_len", length, 2)
+    amplitude = _float("amplitude", amplitude)
+    th = 2.0 * math.pi * np.arange(1, length + 1) / length
+    shapes = np.stack(
+        [
+            np.stack([np.sin(th), np.cos(th) - 1.0], 1),  # circle
+            np.stack([np.zeros_like(th), np.sin(th)], 1),  # up and down
+            np.stack([np.sin(th), np.zeros_like(th)], 1),  # left and right
+            np.stack([np.sin(th), 0.5 * np.sin(2.0 * th)], 1),  # figure eight
+        ]
+    )
+    shapes[:, -1] = 0.0  # exactly back home
+    return torch.from_numpy((amplitude * shapes).astype(np.float32))
+
+
+def primitive_orders(*, seed: int, sequences: int = 3, primitives: int = 3, per_sequence: int = 4) -> list[tuple[int, ...]]:
+    """Which primitives make up each sequence: ``sequences`` distinct tuples of
+    ``per_sequence`` primitive ids (below ``primitives``), a fixed function of
+    ``seed``, with no primitive repeated back to back, and every sequence
+    starting with a different primitive when there are enough of them."""
+    sequences = _int("sequences", sequences, 1)
+    primitives = _int("primitives", primitives, 2)
+    per_sequence = _int("per_sequence", per_sequence, 1)
+    if primitives > len(PRIMITIVE_NAMES):
+        raise DataError(f"parameter 'primitives' must be <= {len(PRIMITIVE_NAMES)}, got {primitives}")
+    possible = primitives * (primitives - 1) ** (per_sequence - 1)
+    if sequences > possible:
+        raise DataError(
+            f"parameter 'sequences' ({sequences}) exceeds the {possible} distinct orders of "
+            f"{per_sequence} of {primitives} primitives"
+        )
+    rng = make_rng(seed, 0x9417)
+    orders: list[tuple[int, ...]] = []
+    while len(orders) < sequences:
+        k = len(orders)
+        first = k % primitives if sequences <= primitives else int(rng.integers(0, primitives))
+        order = [first]
+        while len(order) < per_sequence:
+            nxt = int(rng.integers(0, primitives - 1))
+            order.append(nxt if nxt < order[-1] else nxt + 1)
+        if tuple(order) not in orders:
+            orders.append(tuple(order))
+    return orders
+
+
+def make_primitive_sequences(
+    n: int,
+    *,
+    seed: int,
+    sequences: int = 3,
+    primitives: int = 3,
+    per_sequence: int = 4,
+    primitive_len: int = 12,
+    amplitude: float = 0.8,
+    noise: float = 0.0,
+) -> list[Example]:
+    """Sequences built from shared movement primitives, after Yamashita & Tani,
+    "Emergence of functional hierarchy in a multiple timescale neural network
+    model" (2008).
+
+    ``sequences`` fixed 2-D paths, each ``per_sequence`` primitives
+    (:func:`primitive_shapes`, :func:`primitive_orders`) of ``primitive_len``
+    steps; example ``i`` is sequence ``i % sequences``.  Every primitive
+    starts and ends at the origin, so at each junction only the sequence
+    (held for the whole run) tells which primitive comes next.  The net
+    predicts the next point from the current one; which sequence to run is
+    cued once, at step 0, so that it can later generate the whole sequence
+    closed loop (its own output fed back as the next input).
+
+    * ``x``: ``[T, 2 + sequences]`` float32: the current point (the origin at
+      step 0; plus Gaussian ``noise`` if set), then the one-hot cue at step 0
+      (zeros after);
+    * ``y``: ``[T, 2]`` float32, the next point; ``T = per_sequence * primitive_len``;
+    * ``extras``: ``sequence`` (its number) and ``primitives`` (its order).
+    """
+    n = _n(n)
+    noise = _float("noise", noise, lo=0.0)
+    shapes = primitive_shapes(primitive_len, amplitude).numpy()
+    orders = primitive_orders(seed=seed, sequences=sequences, primitives=primitives, per_sequence=per_sequence)
+    paths = [np.concatenate([shapes[j] for j in order]) for order in orders]
+    k_seq = len(orders)
+    out: list[Example] = []
+    for i in range(n):
+        k = i % k_seq
+        path = paths[k]
+        T = path.shape[0]
+        x = np.zeros((T, 2 + k_seq), dtype=np.float32)
+        x[1:, :2] = path[:-1]
+        if noise > 0:
+            x[:, :2] += make_rng(seed, i).normal(0.0, noise, size=(T, 2)).astype(np.float32)
+        x[0, 2 + k] = 1.0
+        extras = {"sequence": k, "primitives": orders[k]}
+        out.append(Example(torch.from_numpy(x), torch.from_numpy(path.copy()), extras, per_step=True))
+    return out
+
+
+# --------------------------------------------------------------------------
 # registry
 # --------------------------------------------------------------------------
 
@@ -1335,6 +1455,7 @@ TASKS: dict[str, Callable[..., list[Example]]] = {
     "sine": make_sine,
     "narendra_plant": make_narendra_plant,
     "jordan_plans": make_jordan_plans,
+    "primitive_sequences": make_primitive_sequences,
 }
 """Task name (as written in a spec) -> generator."""
 

@@ -536,11 +536,11 @@ def test_sine_targets_are_the_next_value() -> None:
         assert ex.extras["loss_mask"].tolist() == [False] + [True] * 29
     phases = {round(float(ex.x[0, 0]), 4) for ex in S.make_sine(6, seed=17)}
     assert len(phases) == 6
-    free = S.make_sine(3, seed=17, length=10, period=5.0, input="none", warmup=0)
+    free = S.make_sine(3, seed=17, length=10, period=5.0, mode="generate", warmup=0)
     assert all(not ex.x.any() and torch.equal(ex.y, free[0].y) for ex in free)
     assert free[0].y[:, 0].tolist() == pytest.approx([math.sin(2 * math.pi * (t + 1) / 5.0) for t in range(10)], abs=1e-6)
-    with pytest.raises(DataError, match="did you mean 'none'"):
-        S.make_sine(1, seed=0, input="non")
+    with pytest.raises(DataError, match="did you mean 'generate'"):
+        S.make_sine(1, seed=0, mode="generat")
 
 
 def _plant_reference(u: list[float]) -> list[float]:
@@ -556,7 +556,7 @@ def test_narendra_plant_follows_the_difference_equation() -> None:
         u = ex.x[:, 0].double().tolist()
         assert all(-2.0 <= v <= 2.0 for v in u)
         assert ex.y[:, 0].tolist() == pytest.approx(_plant_reference(u), rel=1e-5, abs=1e-5)
-    (sine,) = S.make_narendra_plant(1, seed=18, length=50, input="sine")
+    (sine,) = S.make_narendra_plant(1, seed=18, length=50, signal="sine")
     assert sine.x[:, 0].tolist() == pytest.approx([math.sin(2 * math.pi * k / 25) for k in range(50)], abs=1e-6)
     assert sine.y[:, 0].tolist() == pytest.approx(_plant_reference(sine.x[:, 0].double().tolist()), rel=1e-5, abs=1e-5)
 
@@ -564,13 +564,14 @@ def test_narendra_plant_follows_the_difference_equation() -> None:
 def test_jordan_plans_map_each_plan_to_its_fixed_sequence() -> None:
     seqs = S.jordan_sequences(seed=19)
     assert seqs.shape == (4, 8, 6) and set(seqs.unique().tolist()) == {0.0, 1.0}
-    for p in range(4):  # distinct vectors within a plan
+    for p in range(4):  # distinct vectors within a plan, none all zeros (the state before the first step)
         assert len({tuple(v) for v in seqs[p].tolist()}) == 8
+        assert seqs[p].sum(-1).min() >= 1
     examples = S.make_jordan_plans(12, seed=19)
     for i, ex in enumerate(examples):
         assert ex.extras["plan"] == i % 4
         assert torch.equal(ex.x, torch.nn.functional.one_hot(torch.full((8,), i % 4), 4).float())
         assert torch.equal(ex.y, seqs[i % 4])
     assert not torch.equal(S.jordan_sequences(seed=20), seqs)
-    with pytest.raises(DataError, match="'steps' \\(9\\) must be <= 2 \\*\\* 'bits'"):
-        S.make_jordan_plans(1, seed=0, steps=9, bits=3)
+    with pytest.raises(DataError, match="'steps' \\(8\\) must be <= 2 \\*\\* 'bits' - 1"):
+        S.make_jordan_plans(1, seed=0, steps=8, bits=3)
