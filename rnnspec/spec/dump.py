@@ -40,7 +40,8 @@ def _value(v: Any) -> str:
     if isinstance(v, (list, tuple)):
         return "[" + ", ".join(_value(x) for x in v) + "]"
     if isinstance(v, dict):
-        return "{ " + " ".join(f"{k}: {_value(x)}" for k, x in v.items()) + " }"
+        # commas keep keys that are DSL keywords (input, layer, ...) from being read as statements
+        return "{ " + ", ".join(f"{k}: {_value(x)}" for k, x in v.items()) + " }"
     raise TypeError(f"cannot write {v!r}")
 
 

@@ -575,3 +575,27 @@ def test_jordan_plans_map_each_plan_to_its_fixed_sequence() -> None:
     assert not torch.equal(S.jordan_sequences(seed=20), seqs)
     with pytest.raises(DataError, match="'steps' \\(8\\) must be <= 2 \\*\\* 'bits' - 1"):
         S.make_jordan_plans(1, seed=0, steps=8, bits=3)
+
+
+def test_primitive_sequences_are_made_of_shared_primitives() -> None:
+    shapes = S.primitive_shapes(10, amplitude=0.5)
+    assert shapes.shape == (4, 10, 2)
+    assert torch.equal(shapes[:, -1], torch.zeros(4, 2))  # every primitive ends at the origin
+    assert shapes.abs().max() <= 1.0 + 1e-6
+    orders = S.primitive_orders(seed=21, sequences=3, primitives=3, per_sequence=4)
+    assert len(set(orders)) == 3 and sorted(o[0] for o in orders) == [0, 1, 2]
+    assert all(a != b for o in orders for a, b in zip(o, o[1:]))
+    examples = S.make_primitive_sequences(7, seed=21, sequences=3, primitives=3, per_sequence=4, primitive_len=10, amplitude=0.5)
+    for i, ex in enumerate(examples):
+        k = i % 3
+        assert ex.extras["sequence"] == k and ex.extras["primitives"] == orders[k]
+        assert ex.x.shape == (40, 5) and ex.y.shape == (40, 2)
+        assert torch.equal(ex.y, torch.cat([shapes[j] for j in orders[k]]))
+        assert torch.equal(ex.x[1:, :2], ex.y[:-1]) and not ex.x[0, :2].any()  # the current point; origin first
+        assert ex.x[0, 2:].tolist() == [float(c == k) for c in range(3)] and not ex.x[1:, 2:].any()
+    noisy = S.make_primitive_sequences(2, seed=21, noise=0.1)
+    clean = S.make_primitive_sequences(2, seed=21)
+    assert torch.equal(noisy[0].y, clean[0].y) and not torch.equal(noisy[0].x, clean[0].x)
+    assert torch.equal(noisy[0].x[:, 2:], clean[0].x[:, 2:])
+    with pytest.raises(DataError, match="exceeds the 2 distinct orders"):
+        S.primitive_orders(seed=0, sequences=4, primitives=2, per_sequence=2)

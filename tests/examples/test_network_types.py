@@ -10,7 +10,6 @@ problem lives in tests/train/test_examples.py.
 """
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +33,8 @@ NETWORK_TYPE_SPECS = [
     "indrnn_adding.yaml",
     "ctrnn_sine.rnn",
     "rmlp_narendra_plant.yaml",
+    "jordan_plans.rnn",
+    "mtrnn_primitives.yaml",
 ]
 
 
@@ -50,6 +51,13 @@ def _trained(name: str, tmp_path: Path) -> tuple[RunResult, Any]:
     run's best checkpoint, in eval mode)."""
     r = _train(rnnspec.load(EXAMPLES / name), tmp_path / "run")
     return r, load_run(tmp_path / "run").net
+
+
+def _seed(r: RunResult) -> int:
+    """The seed a run used (its synthetic data were generated from it)."""
+    spec = load_run(r.run_dir).spec
+    assert spec.train is not None
+    return spec.train.seed
 
 
 @pytest.fixture(autouse=True)
@@ -198,3 +206,58 @@ def test_rmlp_identifies_the_narendra_plant(tmp_path: Path) -> None:
     mse = (y[0] - ex.y).square().mean().item()
     assert ex.y.var() > 2.0  # the response is not small
     assert mse < 0.01, mse
+
+
+# ---------------------------------------------------------------- Jordan
+
+
+@pytest.mark.slow
+def test_jordan_net_produces_each_plans_sequence(tmp_path: Path) -> None:
+    # Jordan 1986: a constant plan input drives the net through its own
+    # sequence.  4 plans -> 4 sequences of 8 six-bit vectors: every output
+    # within 0.2 of its target (out = 16; see the spec for out = 6).
+    r, net = _trained("jordan_plans.rnn", tmp_path)
+    targets = S.jordan_sequences(seed=_seed(r))
+    b = collate(S.make_jordan_plans(4, seed=_seed(r)))
+    assert torch.equal(b.y, targets)
+    with torch.no_grad():
+        y, _ = net(b.x)
+    err = (y - b.y).abs().max().item()
+    assert err < 0.2, err
+
+
+# ---------------------------------------------------------------- MTRNN
+
+
+def _closed_loop(net: Any, ex: Any, cue: int) -> torch.Tensor:
+    """Run ``net`` on its own output: the origin and cue ``cue`` at step 0,
+    then each output as the next input point."""
+    T, F = ex.x.shape
+    x = torch.zeros(1, 1, F)
+    x[0, 0, 2 + cue] = 1.0
+    state, outs = None, []
+    with torch.no_grad():
+        for _ in range(T):
+            y, state = net(x, state)
+            outs.append(y[0, 0])
+            x = torch.zeros(1, 1, F)
+            x[0, 0, :2] = y[0, 0]
+    return torch.stack(outs)
+
+
+@pytest.mark.slow
+def test_mtrnn_generates_its_sequences_closed_loop(tmp_path: Path) -> None:
+    # Yamashita & Tani 2008: an MTRNN learns several sequences made of shared
+    # primitives and regenerates them closed loop.  Here: closed-loop MSE far
+    # below the paths' variance (measured ~4e-5 against 0.23).  Their Fig. 9
+    # (slow/fast ratio matters) is not reproduced at this scale: tau_slow = 2
+    # does as well on these three 48-step sequences.
+    r, net = _trained("mtrnn_primitives.yaml", tmp_path)
+    seqs = S.make_primitive_sequences(3, seed=_seed(r), sequences=3, primitives=3, per_sequence=4, primitive_len=12)
+    for k, ex in enumerate(seqs):
+        variance = ex.y.var(0).mean().item()
+        mse = (_closed_loop(net, ex, k) - ex.y).square().mean().item()
+        assert mse < 0.01 * variance, (ex.extras["primitives"], mse, variance)
+        # the cue decides: cued as another sequence, it runs that one instead
+        other = (_closed_loop(net, ex, (k + 1) % 3) - ex.y).square().mean().item()
+        assert other > 100 * mse, (ex.extras["primitives"], other, mse)
