@@ -26,6 +26,30 @@ from rnnspec.ir.cell import CellIR
 # Shared memory a block may use (opt-in maximum), bytes.
 SHARED_LIMIT = {90: 232448, 80: 166912, 89: 101376, 86: 101376}
 MAX_REGISTERS = 255
+# Software-pipelining stages of the streamed split kernels' K-chunk loops:
+# Triton's default (3) multi-buffers the chunk loads into registers and
+# spilled them (LSTM H=512, 32 programs, sm_90: 255 registers, 40 B
+# spilled; with 1 stage, 98 / 172 registers and nothing spilled).
+STREAM_STAGES = 1
+# The most spilled bytes (stack + local, per thread) a configuration may have
+# and still be launched when nothing fits without spilling; beyond it the
+# torch backend runs the layer (the compiler gave up keeping the step in
+# registers: Jordan at H=256 spills 8,976 bytes with 32 registers).
+SPILL_LIMIT = 1024
+# The widest vector (lanes, padded) a single-program kernel is compiled for:
+# it keeps every vector of the step in registers as [16, W] tiles, and
+# beyond 128 lanes the compiler gave up (Jordan, whose small weights pass
+# the shared-memory check at any size: 416 bytes spilled at 128, 8,976 at
+# 256, 16,256 at 512 after minutes of compiling).  Square cells never get
+# here: their weights exceed shared memory first.
+MAX_SINGLE_WIDTH = 128
+
+
+def single_fits_registers(ir: CellIR) -> bool:
+    from rnnspec.kernels import codegen
+
+    kp = codegen.plan(ir)
+    return codegen.padded(max(kp.step.sizes.values(), default=1)) <= MAX_SINGLE_WIDTH
 
 
 def _target(target: Any):  # noqa: ANN202
@@ -54,7 +78,7 @@ def _signature(kern_fn, dtype: str, weight_dtype: str = "fp32") -> dict[str, str
     parameters ``v_*`` in ``weight_dtype``, buffers of the launcher float32)."""
     sig: dict[str, str] = {}
     for a in kern_fn.arg_names:
-        if a in ("BB", "PREC", "ON_CHIP", "KEEP_WDT", "BARRIER", "PHASE"):
+        if a in ("BB", "PREC", "ON_CHIP", "KEEP_WDT", "BARRIER", "PHASE", "STREAM"):
             sig[a] = "constexpr"
         elif a in ("T", "B", "T0", "T1"):
             sig[a] = "i32"
@@ -117,7 +141,8 @@ def compile_kernels(ir: CellIR, target: Any = "sm_90", *, block_b: int = 16, pre
 
 
 def _compile_source(path: Path, target: Any, block_b: int, precision: str, dtype: str, weight_dtype: str,
-                    num_warps: int, on_chip: bool, split: int = 0) -> dict[str, Any]:
+                    num_warps: int, on_chip: bool, split: int = 0, stream: bool = False,
+                    kernels: tuple[str, ...] = ("forward", "backward")) -> dict[str, Any]:
     import importlib.util
 
     import triton
@@ -132,16 +157,18 @@ def _compile_source(path: Path, target: Any, block_b: int, precision: str, dtype
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
         out = {}
-        for which in ("forward", "backward"):
+        for which in kernels:
             fn = getattr(module, f"{which}_split_kernel" if split else f"{which}_kernel")
             sig = _signature(fn, dtype, weight_dtype)
             consts: dict[str, Any] = {"BB": block_b, "PREC": precision, "KEEP_WDT": True}
             if split:
                 consts["BARRIER" if which == "forward" else "PHASE"] = True if which == "forward" else 0
+                consts["STREAM"] = stream
             elif which == "backward":
                 consts["ON_CHIP"] = on_chip
             src = ASTSource(fn=fn, signature=sig, constexprs=consts)
-            out[which] = triton.compile(src, target=tgt, options={"num_warps": num_warps, "enable_fp_fusion": True})
+            out[which] = triton.compile(src, target=tgt, options={"num_warps": num_warps, "enable_fp_fusion": True,
+                                                            "num_stages": STREAM_STAGES if stream else 3})
     return out
 
 
@@ -164,9 +191,10 @@ def _usage(compiled: dict[str, Any]) -> dict[str, dict[str, int]]:
 
 def kernel_usage(ir: CellIR, target: Any = "sm_90", *, block_b: int = 16, precision: str = "tf32",
                  dtype: str = "fp32", weight_dtype: str = "fp32", num_warps: int | None = None,
-                 on_chip: bool = False, split: int = 0) -> dict[str, dict[str, int]]:
+                 on_chip: bool = False, split: int = 0, stream: bool = False) -> dict[str, dict[str, int]]:
     """Resource usage of both kernels (``split`` > 0: the multi-program
-    kernels for that many programs per batch tile); compiled in a child
+    kernels for that many programs per batch tile; ``stream``: their variant
+    that reads the weights from global memory every step); compiled in a child
     process when this one runs Triton's interpreter (tests on a CPU do)."""
     from rnnspec.kernels import codegen
 
@@ -175,15 +203,79 @@ def kernel_usage(ir: CellIR, target: Any = "sm_90", *, block_b: int = 16, precis
     nw = kp.num_warps if num_warps is None else num_warps
     tgt = _target(target)
     args = dict(block_b=block_b, precision=precision, dtype=dtype, weight_dtype=weight_dtype, num_warps=nw,
-                on_chip=on_chip, split=split)
+                on_chip=on_chip, split=split, stream=stream)
     if not _interpreter_imported():
         return _usage(_compile_source(path, tgt, **args))  # type: ignore[arg-type]
-    env = dict(os.environ, TRITON_INTERPRET="0")
-    cmd = [sys.executable, "-m", "rnnspec.kernels.aot", str(path), str(tgt.arch), json.dumps(args)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    if proc.returncode != 0:
-        raise RuntimeError(f"ahead-of-time compile of {path.name} for sm_{tgt.arch} failed:\n{proc.stderr[-4000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return _compiler().usage(path, int(tgt.arch), args)
+
+
+class _Compiler:
+    """Two child processes, started on first use and kept, that compile for a
+    process running the interpreter (starting Python, torch and Triton for
+    every kernel cost more than compiling it); the forward and the backward
+    kernel compile side by side, one in each."""
+
+    def __init__(self) -> None:
+        self.procs: list[subprocess.Popen | None] = [None, None]
+        self.errors = tempfile.TemporaryFile(mode="w+")
+
+    def _proc(self, i: int) -> subprocess.Popen:
+        proc = self.procs[i]
+        if proc is None or proc.poll() is not None:
+            env = dict(os.environ, TRITON_INTERPRET="0")
+            proc = subprocess.Popen([sys.executable, "-m", "rnnspec.kernels.aot", "--serve"], stdin=subprocess.PIPE,
+                                    stdout=subprocess.PIPE, stderr=self.errors, text=True, env=env)
+            self.procs[i] = proc
+        return proc
+
+    def usage(self, path: Path, arch: int, args: dict[str, Any]) -> dict[str, dict[str, int]]:
+        procs = [self._proc(0), self._proc(1)]
+        for proc, which in zip(procs, ("forward", "backward")):
+            assert proc.stdin is not None
+            proc.stdin.write(json.dumps([str(path), arch, {**args, "kernels": [which]}]) + "\n")
+            proc.stdin.flush()
+        result: dict[str, dict[str, int]] = {}
+        failures = []
+        for proc in procs:
+            assert proc.stdout is not None
+            line = proc.stdout.readline()
+            while line and not line.startswith(_REPLY):  # anything else the compiler printed
+                line = proc.stdout.readline()
+            reply = json.loads(line[len(_REPLY):]) if line else {"error": "the compiler process exited"}
+            if "error" in reply:
+                failures.append(reply["error"])
+            else:
+                result.update(reply["usage"])
+        if failures:
+            self.errors.seek(0)
+            detail = "\n".join(failures) + "\n" + self.errors.read()[-4000:]
+            raise RuntimeError(f"ahead-of-time compile of {path.name} for sm_{arch} failed:\n{detail}")
+        return result
+
+    def close(self) -> None:
+        for proc in self.procs:
+            if proc is not None and proc.poll() is None:
+                assert proc.stdin is not None
+                proc.stdin.close()
+                proc.wait(timeout=30)
+        self.errors.close()
+
+
+_COMPILER: _Compiler | None = None
+_REPLY = "@@rnnspec-aot "
+
+
+def _compiler() -> _Compiler:
+    global _COMPILER
+    if _COMPILER is None:
+        import atexit
+
+        _COMPILER = _Compiler()
+        atexit.register(_COMPILER.close)
+    return _COMPILER
+
+
+_USAGE: dict[tuple[str, int, int, str], dict[str, dict[str, int]]] = {}
 
 
 def resource_report(ir: CellIR, batch: int = 16, target: Union[str, Any] = "sm_90", **options: Any) -> dict[str, Any]:
@@ -198,16 +290,20 @@ def resource_report(ir: CellIR, batch: int = 16, target: Union[str, Any] = "sm_9
          "backward": {...}, "shared_limit", "fits" (shared memory and registers
          within the target's limits), "spills" (bytes, both kernels)}
     """
-    from rnnspec.kernels.codegen import BLOCK_B
+    from rnnspec.kernels.codegen import BLOCK_B, ir_hash
 
     tgt = _target(target)
     block_b = options.pop("block_b", BLOCK_B)
-    usage = kernel_usage(ir, tgt, block_b=block_b, **options)
+    key = (ir_hash(ir), int(tgt.arch), block_b, json.dumps(options, sort_keys=True))
+    if key not in _USAGE:  # the same kernels for every batch: compile once
+        _USAGE[key] = kernel_usage(ir, tgt, block_b=block_b, **options)
+    usage = _USAGE[key]
     limit = SHARED_LIMIT.get(int(tgt.arch), 101376)
     report: dict[str, Any] = {
         "cell": ir.name,
         "target": f"sm_{tgt.arch}",
         "programs": options.get("split", 0) or 1,
+        "weights": "streamed" if options.get("stream") else "on chip",
         "block_b": block_b,
         "batch": batch,
         "hidden": ir.states[0][1] if ir.states else 0,
@@ -219,10 +315,11 @@ def resource_report(ir: CellIR, batch: int = 16, target: Union[str, Any] = "sm_9
     return report
 
 
-_DEVICE_FIT: dict[tuple[str, int, int, str], dict[str, Any]] = {}
+_DEVICE_FIT: dict[tuple[str, int, int, str, bool], dict[str, Any]] = {}
 
 
-def device_fit(ir: CellIR, device: Any, split: int = 0, weight_dtype: str = "fp32") -> dict[str, Any]:
+def device_fit(ir: CellIR, device: Any, split: int = 0, weight_dtype: str = "fp32",
+               stream: bool = False) -> dict[str, Any]:
     """:func:`resource_report` for the GPU at ``device`` with its own
     shared-memory limit (compiled once per cell, GPU and split; Triton caches
     the binaries on disk)."""
@@ -232,9 +329,9 @@ def device_fit(ir: CellIR, device: Any, split: int = 0, weight_dtype: str = "fp3
 
     major, minor = torch.cuda.get_device_capability(device)
     arch = major * 10 + minor
-    key = (codegen.ir_hash(ir), arch, split, weight_dtype)
+    key = (codegen.ir_hash(ir), arch, split, weight_dtype, stream)
     if key not in _DEVICE_FIT:
-        report = resource_report(ir, 16, arch, split=split, weight_dtype=weight_dtype)
+        report = resource_report(ir, 16, arch, split=split, weight_dtype=weight_dtype, stream=stream)
         props = torch.cuda.get_device_properties(device)
         limit = int(getattr(props, "shared_memory_per_block_optin", 0) or report["shared_limit"])
         report["shared_limit"] = limit
@@ -248,14 +345,38 @@ def device_fit(ir: CellIR, device: Any, split: int = 0, weight_dtype: str = "fp3
 SM_COUNT = {90: 132, 80: 108}
 
 
+def stream_programs(ir: CellIR, tiles: int, sms: int) -> int:
+    """Programs per batch tile for the streamed split (weights read from L2
+    every step, so shared memory no longer bounds the size): as many as are
+    co-resident with every tile, but at least 16 units each (tl.dot's
+    minimum; fewer would only pad)."""
+    from rnnspec.kernels import codegen
+
+    hidden = max((n for _, n in ir.states), default=codegen.MIN_TILE)
+    p = 1
+    while p * 2 * tiles <= sms and -(-hidden // (p * 2)) >= codegen.MIN_TILE and p < 128:
+        p *= 2
+    return p
+
+
+def stream_candidates(ir: CellIR, tiles: int, sms: int) -> list[int]:
+    """Streamed splits to try, best first: :func:`stream_programs`, then
+    half as many (wider slices; another register allocation)."""
+    p = stream_programs(ir, tiles, sms)
+    return [q for q in dict.fromkeys((p, p // 2)) if q >= 1 and tiles * q <= sms]
+
+
 def plan_for_target(ir: CellIR, batch: int, target: Union[str, Any] = "sm_90",
                     weight_dtype: str = "fp32") -> dict[str, Any]:
     """What the dispatcher (kernels/launch.py) would launch for ``ir`` at
     ``batch`` on ``target``, decided without a GPU: one program per batch
     tile if that compiles within the target's shared memory, else the
     smallest split whose kernels do, within the multiprocessor count; else
-    the torch backend.  Returns the chosen :func:`resource_report` plus
-    ``{"choice": "single" | "split" | "torch", "why": ...}``."""
+    the streamed split (:func:`stream_programs`: weights read from L2 every
+    step, so any hidden size); else a configuration that fits but spills
+    (named in ``why``); else the torch backend.  Returns the chosen
+    :func:`resource_report` plus ``{"choice": "single" | "split" | "stream"
+    | "torch", "why": ...}``."""
     from rnnspec.kernels import codegen
 
     tgt = _target(target)
@@ -267,11 +388,11 @@ def plan_for_target(ir: CellIR, batch: int, target: Union[str, Any] = "sm_90",
     kp = codegen.plan(ir)
     last: dict[str, Any] = {}
     spilling: dict[str, Any] = {}  # the first configuration that fits but spills: used only if nothing clean fits
-    if wbytes * kp.weight_floats <= limit:
+    if wbytes * kp.weight_floats <= limit and single_fits_registers(ir):
         last = resource_report(ir, batch, tgt, weight_dtype=weight_dtype)
         if last["fits"] and last["spills"] == 0:
             return {**last, "choice": "single", "why": ""}
-        if last["fits"]:
+        if last["fits"] and last["spills"] <= SPILL_LIMIT:
             spilling = {**last, "choice": "single"}
     why = codegen.split_reasons(ir)
     if not why:
@@ -283,12 +404,27 @@ def plan_for_target(ir: CellIR, batch: int, target: Union[str, Any] = "sm_90",
             last = resource_report(ir, batch, tgt, split=p, weight_dtype=weight_dtype)
             if last["fits"] and last["spills"] == 0:
                 return {**last, "choice": "split", "why": ""}
-            if last["fits"] and not spilling:
+            if last["fits"] and not spilling and last["spills"] <= SPILL_LIMIT:
                 spilling = {**last, "choice": "split"}
+        for p in stream_candidates(ir, tiles, sms):
+            streamed = resource_report(ir, batch, tgt, split=p, stream=True, weight_dtype=weight_dtype)
+            if streamed["fits"] and streamed["spills"] == 0:
+                return {**streamed, "choice": "stream", "why": "the weights do not fit on chip: read from L2 every step"}
+            if streamed["fits"] and not spilling and streamed["spills"] <= SPILL_LIMIT:
+                spilling = {**streamed, "choice": "stream"}
+            last = streamed
     if spilling:
         return {**spilling, "why": f"accepted: spills {spilling['spills']} bytes (no configuration fits without spilling)"}
     if why:
-        return {**last, "choice": "torch", "why": "too large for one program, and cannot split: " + "; ".join(why)}
+        if last.get("fits"):
+            what = f"one program spills {last['spills']} bytes (more than {SPILL_LIMIT})"
+        elif wbytes * kp.weight_floats > limit:
+            what = "its weights exceed one program's shared memory"
+        elif not single_fits_registers(ir):
+            what = f"its vectors are wider than {MAX_SINGLE_WIDTH} lanes (one program keeps them in registers)"
+        else:
+            what = "too large for one program"
+        return {**last, "choice": "torch", "why": what + ", and cannot split: " + "; ".join(why)}
     return {**last, "choice": "torch",
             "why": f"no split up to {sms // tiles} programs per tile fits {limit} bytes of shared memory on sm_{arch}"}
 
@@ -306,8 +442,20 @@ def format_report(rows: list[dict[str, Any]]) -> str:
 
 
 def _main(argv: list[str]) -> int:
-    """``python -m rnnspec.kernels.aot SOURCE ARCH ARGS_JSON``: the child
-    process of :func:`kernel_usage`; prints the usage as one JSON line."""
+    """``python -m rnnspec.kernels.aot --serve``: the child process of
+    :class:`_Compiler`; reads ``[source, arch, args]`` JSON lines and
+    answers each with ``{"usage": ...}`` or ``{"error": ...}``.
+    ``python -m rnnspec.kernels.aot SOURCE ARCH ARGS_JSON`` compiles one."""
+    if argv[:1] == ["--serve"]:
+        for line in sys.stdin:
+            path, arch, args = json.loads(line)
+            args["kernels"] = tuple(args.get("kernels", ("forward", "backward")))
+            try:
+                reply: dict[str, Any] = {"usage": _usage(_compile_source(Path(path), int(arch), **args))}
+            except Exception as e:  # reported to the parent, which raises with it
+                reply = {"error": f"{type(e).__name__}: {e}"}
+            print(_REPLY + json.dumps(reply), flush=True)
+        return 0
     path, arch, args = Path(argv[0]), int(argv[1]), json.loads(argv[2])
     print(json.dumps(_usage(_compile_source(path, arch, **args))))
     return 0

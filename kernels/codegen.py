@@ -78,6 +78,7 @@ from rnnspec.ir.expr import BinOp, Call, Expr, Neg, Num, Var, equation_source, n
 VERSION = "1"  # bump when the generated code changes shape
 MIN_TILE = 16  # tl.dot needs every dimension >= 16 on a GPU
 BLOCK_B = 16  # sequences per program (the launcher's batch tile)
+K_CHUNK = 32  # reduction chunk of the streamed products (split kernels, STREAM)
 
 
 def padded(n: int) -> int:
@@ -889,6 +890,8 @@ class _SplitEmitter(_Emitter):
         for lname, _ in sp.kp.matrix_leaves:
             base = self.n(lname)[2:]
             self.tile_names[lname] = ("wt_" + base, "wc_" + base)
+        self.temps: dict[str, str] = {}  # product source -> the temporary that holds it
+        self.chunk: dict[str, str] | None = None  # while emitting a K-chunk: variable -> its chunk
 
     def width(self, n: int) -> int:
         return padded(n) if self.full else self.sp.width(n)
@@ -905,8 +908,15 @@ class _SplitEmitter(_Emitter):
         return f"g{n}"
 
     def expr(self, e: Expr) -> str:
+        if self.chunk is not None and isinstance(e, Var):
+            if e.name not in self.chunk:
+                raise Unsupported(f"{e.name} in a streamed product's operand")
+            return self.chunk[e.name]
         if isinstance(e, Var) and self.full:
             return self.n(e.name) + "__f"
+        key = to_source(e) if isinstance(e, BinOp) and e.op == "@" or isinstance(e, Call) and e.fn == "matmul_t" else ""
+        if key in self.temps:
+            return self.temps[key]
         if isinstance(e, BinOp) and e.op == "@":
             lname = e.left.name  # type: ignore[union-attr]
             lf = self.step.leaves[lname]
@@ -952,39 +962,113 @@ def _generate_split(sp: SplitPlan) -> str:
         lines.append(f"{I1}@@LANES@@")
         lines.append(f"{I1}# recurrent weights: wt_* = rows of M this program computes, transposed [cols, slice]"
                      + (", wc_* = columns of M it owns [rows, slice] (for M^T d)" if backward else ""))
+        if kp.matrix_leaves:
+            lines.append(f"{I1}if not STREAM:  # on chip for the whole sequence (STREAM: read in K-chunks every step)")
         for lname, lf in kp.matrix_leaves:
             ptr = n(lf.param) + "_ptr"
             wt, wc = em.tile_names[lname]
             gr, ca = em.g(lf.size), em.ar(lf.cols)
-            lines.append(f"{I1}{wt} = tl.load({ptr} + ({lf.offset} + {gr})[None, :] * {lf.cols} + {ca}[:, None], "
+            lines.append(f"{I2}{wt} = tl.load({ptr} + ({lf.offset} + {gr})[None, :] * {lf.cols} + {ca}[:, None], "
                          f"mask=slm{lf.size}[None, :] & ({ca} < {lf.cols})[:, None], other=0.0)  # {lname}^T, slice")
-            lines.append(f"{I1}if not KEEP_WDT:")
-            lines.append(f"{I2}{wt} = {wt}.to(tl.float32)")
+            lines.append(f"{I2}if not KEEP_WDT:")
+            lines.append(f"{I3}{wt} = {wt}.to(tl.float32)")
             if backward:
                 ra, gc = em.ar(lf.size), em.g(lf.cols)
-                lines.append(f"{I1}{wc} = tl.load({ptr} + ({lf.offset} + {ra})[:, None] * {lf.cols} + {gc}[None, :], "
+                lines.append(f"{I2}{wc} = tl.load({ptr} + ({lf.offset} + {ra})[:, None] * {lf.cols} + {gc}[None, :], "
                              f"mask=({ra} < {lf.size})[:, None] & slm{lf.cols}[None, :], other=0.0)  # {lname}, columns")
-                lines.append(f"{I1}if not KEEP_WDT:")
-                lines.append(f"{I2}{wc} = {wc}.to(tl.float32)")
+                lines.append(f"{I2}if not KEEP_WDT:")
+                lines.append(f"{I3}{wc} = {wc}.to(tl.float32)")
         for lname, lf in kp.vector_leaves:
             ptr = n(lf.param) + "_ptr"
             gv = em.g(lf.size)
             lines.append(f"{I1}{n(lname)} = tl.load({ptr} + {lf.offset} + {gv}, mask=slm{lf.size}, other=0.0)"
                          f".to(tl.float32)[None, :]")
 
+    defs = {eq.targets[0]: eq.expr for eq in step.equations}
+    vectors = dict(kp.vector_leaves)
+    K = K_CHUNK
+
+    def operand_chunk(v: str, lines: list[str], indent: str) -> str:
+        """Load (or compute from loads) lanes kk of the whole operand ``v``:
+        a state from ``hs``, or a value computed from states elementwise."""
+        chunk: dict[str, str] = {}
+        need: list[str] = []
+        stack = [v]
+        while stack:  # what v needs, deepest last
+            x = stack.pop()
+            if x in need:
+                continue
+            need.append(x)
+            if x in defs and x in sp.chain:
+                stack.extend(sorted(names(defs[x])))
+        for s, size, off in kp.state_offsets:
+            if s in need:
+                chunk[s] = f"ck_{n(s)}"
+                lines.append(f"{indent}ck_{n(s)} = tl.load(hs_t + rows[:, None] * {kp.S} + {off} + kk[None, :], "
+                             f"mask=rm & km[None, :], other=0.0, cache_modifier=\".cg\")")
+        for x in need:
+            if x in vectors:
+                lf = vectors[x]
+                ptr = n(lf.param) + "_ptr"
+                chunk[x] = f"ck_{n(x)}"
+                if lf.size == 1:
+                    lines.append(f"{indent}ck_{n(x)} = tl.load({ptr} + {lf.offset}).to(tl.float32)")
+                else:
+                    lines.append(f"{indent}ck_{n(x)} = tl.load({ptr} + {lf.offset} + kk, mask=km, other=0.0)"
+                                 f".to(tl.float32)[None, :]")
+        em.chunk = chunk
+        try:
+            for x in [c for c in sp.chain if c in need]:  # step order
+                chunk[x] = f"({em.expr(defs[x])})"
+            return chunk[v]
+        finally:
+            em.chunk = None
+
+    def products(e: Expr, lines: list[str]) -> None:
+        """The recurrent products ``e`` reads, each into a temporary just
+        before its first use (so as few are live at once as when inline):
+        from the on-chip weight tiles, or (STREAM) accumulated over K-chunks
+        of the operand and of the weights read from global memory (L2)."""
+        for x in _walk(e):
+            if not (isinstance(x, BinOp) and x.op == "@") or to_source(x) in em.temps:
+                continue
+            t = f"mm{len(em.temps)}"
+            lf = step.leaves[x.left.name]  # type: ignore[union-attr]
+            ptr = n(lf.param) + "_ptr"
+            I4 = I3 + "    "
+            lines.append(f"{I2}if STREAM:  # {t} = {to_source(x)}")
+            lines.append(f"{I3}{t} = tl.zeros([BB, {sp.width(lf.size)}], dtype=tl.float32)")
+            lines.append(f"{I3}for k0 in range(0, {lf.cols}, {K}):")
+            lines.append(f"{I4}kk = k0 + kc")
+            lines.append(f"{I4}km = kk < {lf.cols}")
+            opk = operand_chunk(x.right.name, lines, I4)  # type: ignore[union-attr]
+            lines.append(f"{I4}wk = tl.load({ptr} + ({lf.offset} + {em.g(lf.size)})[None, :] * {lf.cols} + kk[:, None], "
+                         f"mask=slm{lf.size}[None, :] & km[:, None], other=0.0)")
+            lines.append(f"{I4}if not KEEP_WDT:")
+            lines.append(f"{I4}    wk = wk.to(tl.float32)")
+            lines.append(f"{I4}{t} += tl.dot(tl.where(km[None, :], {opk}, 0.0).to(wk.dtype), wk, input_precision=PREC)")
+            lines.append(f"{I2}else:")
+            lines.append(f"{I3}{t} = {em.expr(x)}")
+            em.temps[to_source(x)] = t
+            em.batched.add(t)
+            em.sizes[t] = lf.size
+
     def step_code(lines: list[str]) -> None:
-        lines.append(f"{I2}# the previous state whole, for the products (every program wrote its part)")
+        if sp.full_states:
+            lines.append(f"{I2}if not STREAM:")
+            lines.append(f"{I3}# the previous state whole, for the products (every program wrote its part)")
         for s, size, off in kp.state_offsets:
             if s in sp.full_states:
                 a = em.ar(size)
-                lines.append(f"{I2}{n(s)}__f = tl.load(hs_t + rows[:, None] * {kp.S} + {off} + {a}[None, :], "
+                lines.append(f"{I3}{n(s)}__f = tl.load(hs_t + rows[:, None] * {kp.S} + {off} + {a}[None, :], "
                              f"mask=rm & {em.lane(size)}, other=0.0, cache_modifier=\".cg\")")
         em.full = True
         for eq in step.equations:
             if eq.targets[0] in sp.chain:
-                lines.append(f"{I2}# {eq.targets[0]} = {to_source(eq.expr)}  (whole)")
-                em.assign(eq.targets[0], eq.expr, lines, I2)
+                lines.append(f"{I3}# {eq.targets[0]} = {to_source(eq.expr)}  (whole)")
+                em.assign(eq.targets[0], eq.expr, lines, I3)
         em.full = False
+        em.temps.clear()
         lines.append(f"{I2}# this program's units")
         for s, size, off in kp.state_offsets:
             lines.append(f"{I2}{n(s)} = tl.load(hs_t + rows[:, None] * {kp.S} + {off} + {em.g(size)}[None, :], "
@@ -994,6 +1078,7 @@ def _generate_split(sp: SplitPlan) -> str:
                          f"{em.g(lf.size)}[None, :], mask=rm & {em.sl(lf.size)}, other=0.0).to(tl.float32)")
         for eq in step.equations:
             lines.append(f"{I2}# {eq.targets[0]} = {to_source(eq.expr)}")
+            products(eq.expr, lines)
             em.assign(eq.targets[0], eq.expr, lines, I2)
 
     def pointers(lines: list[str]) -> None:
@@ -1003,7 +1088,8 @@ def _generate_split(sp: SplitPlan) -> str:
     # ---- forward
     fwd: list[str] = ["@triton.jit"]
     args = ["pre_ptr", "len_ptr", "hs_ptr", "out_ptr", "bar_ptr", *mat_ptrs, *vec_ptrs, "T0", "T1", "B",
-            "BB: tl.constexpr", "PREC: tl.constexpr", "KEEP_WDT: tl.constexpr", "BARRIER: tl.constexpr"]
+            "BB: tl.constexpr", "PREC: tl.constexpr", "KEEP_WDT: tl.constexpr", "BARRIER: tl.constexpr",
+            "STREAM: tl.constexpr"]
     fwd.append(f"def forward_split_kernel({', '.join(args)}):")
     fwd.append(f"{I1}# steps T0..T1-1; hs[0] holds the initial state.  BARRIER: one persistent launch (GPU);")
     fwd.append(f"{I1}# otherwise one launch per step (the interpreter runs programs one after another)")
@@ -1031,7 +1117,7 @@ def _generate_split(sp: SplitPlan) -> str:
     bw: list[str] = ["@triton.jit"]
     args = ["pre_ptr", "len_ptr", "hs_ptr", "dout_ptr", "dcarry_ptr", "dpre_ptr", "dadj_ptr", "ops_ptr", "xbuf_ptr",
             "bar_ptr", *mat_ptrs, *vec_ptrs, "T0", "T1", "B", "BB: tl.constexpr", "PREC: tl.constexpr",
-            "KEEP_WDT: tl.constexpr", "PHASE: tl.constexpr"]
+            "KEEP_WDT: tl.constexpr", "PHASE: tl.constexpr", "STREAM: tl.constexpr"]
     bw.append(f"def backward_split_kernel({', '.join(args)}):")
     bw.append(f"{I1}# steps T1-1 down to T0.  dcarry [B, S]: the carried state gradient (in: of the state after")
     bw.append(f"{I1}# step T1-1; out: before step T0).  PHASE 0: one persistent launch with a barrier between")
@@ -1065,15 +1151,60 @@ def _generate_split(sp: SplitPlan) -> str:
         bw.append(f"{I2}if PHASE == 0:")
         bw.append(BARRIER_CODE.format(i=I3, P=P))
     bw.append(f"{I2}if PHASE != 1:")
+    em.temps.clear()
+    exch_col = {var: (size, col) for var, size, col in sp.exch}
+    I4, I5 = I3 + "    ", I3 + "        "
+    if sp.exch:
+        bw.append(f"{I3}if not STREAM:  # the products' adjoints whole, for M^T d on chip")
     for var, size, col in sp.exch:
         a = em.ar(size)
-        bw.append(f"{I3}{n(var)}__x = tl.load(xb + rows[:, None] * {sp.R} + {col} + {a}[None, :], "
+        bw.append(f"{I4}{n(var)}__x = tl.load(xb + rows[:, None] * {sp.R} + {col} + {a}[None, :], "
                   f"mask=rm & {em.lane(size)}, other=0.0, cache_modifier=\".cg\")  # whole")
+
+    def adjoint_products(target: str, e: Expr) -> None:
+        """An assignment that reads M^T d (for this program's columns): on
+        chip, inline as the other kernels have it (separate temporaries
+        there kept every product live at once: 32 KB more shared memory,
+        LSTM H=256 in 16 programs); STREAM: each product accumulated over
+        K-chunks of the exchanged adjoint and of M read from global memory,
+        then the assignment."""
+        calls = [c for c in _walk(e) if isinstance(c, Call) and c.fn == "matmul_t"]
+        if not calls:
+            em.assign(target, e, bw, I3)
+            return
+        bw.append(f"{I3}if STREAM:")
+        for c in calls:
+            if to_source(c) in em.temps:
+                continue
+            t = f"mt{len(em.temps)}"
+            lf = step.leaves[c.args[0].name]  # type: ignore[union-attr]
+            size, col = exch_col[c.args[1].name]  # type: ignore[union-attr]
+            ptr = n(lf.param) + "_ptr"
+            bw.append(f"{I4}{t} = tl.zeros([BB, {sp.width(lf.cols)}], dtype=tl.float32)  # {to_source(c)}")
+            bw.append(f"{I4}for k0 in range(0, {lf.size}, {K_CHUNK}):")
+            bw.append(f"{I5}kk = k0 + kc")
+            bw.append(f"{I5}km = kk < {lf.size}")
+            bw.append(f"{I5}gk = tl.load(xb + rows[:, None] * {sp.R} + {col} + kk[None, :], mask=rm & km[None, :], "
+                      "other=0.0, cache_modifier=\".cg\")")
+            bw.append(f"{I5}wk = tl.load({ptr} + ({lf.offset} + kk)[:, None] * {lf.cols} + {em.g(lf.cols)}[None, :], "
+                      f"mask=km[:, None] & slm{lf.cols}[None, :], other=0.0)")
+            bw.append(f"{I5}if not KEEP_WDT:")
+            bw.append(f"{I5}    wk = wk.to(tl.float32)")
+            bw.append(f"{I5}{t} += tl.dot(gk.to(wk.dtype), wk, input_precision=PREC)")
+            em.temps[to_source(c)] = t
+            em.batched.add(t)
+        em.assign(target, e, bw, I4)
+        bw.append(f"{I3}else:")
+        saved = dict(em.temps)
+        em.temps.clear()
+        em.assign(target, e, bw, I4)
+        em.temps.update(saved)
+
     bw.append(f"{I3}# adjoints, phase B (through the products)")
     for target, e in bwd.assignments:
         if target in sp.phase_b:
             bw.append(f"{I3}# {target} = {to_source(e)}")
-            em.assign(target, e, bw, I3)
+            adjoint_products(target, e)
     bw.append(f"{I3}# gradients out: hoisted pre-activations; adjoints and operands for the parameter GEMMs")
     for lname, lf in kp.stream_leaves:
         g = bwd.grads[lname]
@@ -1095,6 +1226,7 @@ def _generate_split(sp: SplitPlan) -> str:
     bw.append(f"{I3}tl.debug_barrier()  # this program reads its own dcarry next step")
 
     lanes = [f"ar{w} = tl.arange(0, {w})" for w in sorted(em.widths | {sp.width(x) for x in em.slice_sizes})]
+    lanes.append(f"kc = tl.arange(0, {K_CHUNK})  # a K-chunk (STREAM)")
     lanes += [f"ln{x} = (ar{padded(x)} < {x})[None, :]" for x in sorted(em.lane_sizes)]
     for x in sorted(em.slice_sizes):
         c, w = sp.chunk(x), sp.width(x)

@@ -16,8 +16,11 @@ GEMM.  The autograd function wraps exactly the two kernels: forward
 Which kernels (:func:`choose`): one program per batch tile when the cell
 fits one program's shared memory (checked by compiling for the GPU at hand,
 kernels/aot.py), else the multi-program kernels with the fewest programs
-per tile that fit, else the torch backend.  ``RNNSPEC_SPLIT=P`` forces the
-multi-program kernels (tests use it under the interpreter);
+per tile that fit, else the same multi-program kernels reading the weights
+from global memory (L2) every step in K-chunks instead of holding them
+(``stream``: any hidden size), else the torch backend.  ``RNNSPEC_SPLIT=P``
+forces the multi-program kernels and ``RNNSPEC_STREAM=1`` their streamed
+variant (tests use them under the interpreter);
 ``RNNSPEC_WGRAD=chip`` sums parameter gradients on chip instead of as GEMMs.
 
 Inputs may be float32, bfloat16 or float16: the kernels read any of them and
@@ -56,7 +59,9 @@ def why_not(cell: Cell, x: Tensor) -> list[str]:
 def choose(cell: Cell, x: Tensor) -> tuple[str, int, list[str]]:
     """Which kernels run ``cell`` on ``x``: ``("single", 1, [])`` (one program
     per batch tile holds the whole cell), ``("split", P, [])`` (P programs per
-    batch tile), or ``("torch", 0, reasons)``."""
+    batch tile, each holding its slice of the weights), ``("stream", P, [])``
+    (P programs per tile reading the weights from L2 every step: any size),
+    or ``("torch", 0, reasons)``."""
     try:
         from rnnspec.kernels import codegen
     except ImportError as e:  # triton missing
@@ -74,7 +79,13 @@ def choose(cell: Cell, x: Tensor) -> tuple[str, int, list[str]]:
     if forced and split_why:
         warnings.warn(f"rnnspec: RNNSPEC_SPLIT={forced} ignored: {'; '.join(split_why)}", RuntimeWarning, stacklevel=4)
         forced = 0
+    stream = stream_forced()
+    if stream and split_why:
+        warnings.warn(f"rnnspec: RNNSPEC_STREAM=1 ignored: {'; '.join(split_why)}", RuntimeWarning, stacklevel=4)
+        stream = False
     if not x.is_cuda:
+        if stream:
+            return "stream", forced or 1, []
         return ("split", forced, []) if forced else ("single", 1, [])
 
     from rnnspec.kernels import aot
@@ -88,20 +99,29 @@ def choose(cell: Cell, x: Tensor) -> tuple[str, int, list[str]]:
     wbytes = 2 if wdtype in (torch.bfloat16, torch.float16) else 4
     wname = {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(wdtype, "fp32")
     spilling: Optional[tuple[str, int, list[str]]] = None  # fits but spills: only if nothing clean fits
+    if stream:
+        p = forced or aot.stream_programs(cell.ir, nbt, sms)
+        if nbt * p > sms:
+            return "torch", 0, [f"{nbt} batch tiles x {p} programs exceed the {sms} multiprocessors that must hold "
+                                "them at once (the split kernels synchronize through a grid barrier)"]
+        return "stream", p, []
     if forced:
         candidates = [forced]
     else:
         # one program per batch tile when it fits (far too big: no need to compile to know)
-        if wbytes * kp.weight_floats <= limit:
+        r: Optional[dict] = None
+        if wbytes * kp.weight_floats <= limit and aot.single_fits_registers(cell.ir):
             r = aot.device_fit(cell.ir, x.device, weight_dtype=wname)
             if r["fits"] and r["spills"] == 0:
                 return "single", 1, []
-            if r["fits"]:
+            if r["fits"] and r["spills"] <= aot.SPILL_LIMIT:
                 spilling = ("single", 1, [])
         if split_why and spilling:
             return spilling
         if split_why:
-            return "torch", 0, [f"cell {cell.ir.name!r} is too large for one program per batch tile at this size, "
+            what = (f"spills {r['spills']} bytes in one program per batch tile (more than {aot.SPILL_LIMIT})"
+                    if r is not None and r["fits"] else "is too large for one program per batch tile")
+            return "torch", 0, [f"cell {cell.ir.name!r} {what} at this size, "
                                 "and the multi-program kernels cannot run it: " + "; ".join(split_why)]
         candidates = [p for p in (2, 4, 8, 16, 32, 64, 128) if nbt * p <= sms]
     for p in candidates:
@@ -113,8 +133,16 @@ def choose(cell: Cell, x: Tensor) -> tuple[str, int, list[str]]:
         r = aot.device_fit(cell.ir, x.device, split=p, weight_dtype=wname)
         if r["fits"] and (forced or r["spills"] == 0):
             return "split", p, []
-        if r["fits"] and spilling is None:
+        if r["fits"] and spilling is None and r["spills"] <= aot.SPILL_LIMIT:
             spilling = ("split", p, [])
+    if not forced:
+        # the weights do not fit on chip: the streamed split reads them from L2 every step
+        for p in aot.stream_candidates(cell.ir, nbt, sms):
+            r = aot.device_fit(cell.ir, x.device, split=p, weight_dtype=wname, stream=True)
+            if r["fits"] and r["spills"] == 0:
+                return "stream", p, []
+            if r["fits"] and spilling is None and r["spills"] <= aot.SPILL_LIMIT:
+                spilling = ("stream", p, [])
     if not forced and spilling is not None:
         return spilling
     return "torch", 0, [f"cell {cell.ir.name!r}: neither one program per batch tile nor up to "
@@ -225,7 +253,8 @@ class _SplitRecurrence(torch.autograd.Function):
     kernels: ``P`` programs per batch tile, each owning a slice of the units."""
 
     @staticmethod
-    def forward(ctx, kern, prec: str, pre: Tensor, lens: Tensor, nm: int, nv: int, *tensors: Tensor):  # type: ignore[override]
+    def forward(ctx, kern, prec: str, stream: bool, pre: Tensor, lens: Tensor, nm: int, nv: int,  # type: ignore[override]
+                *tensors: Tensor):
         sp = kern.plan
         kp = sp.kp
         mats, vecs, s0 = tensors[:nm], tensors[nm : nm + nv], tensors[-1]
@@ -237,13 +266,14 @@ class _SplitRecurrence(torch.autograd.Function):
         nbt = triton_cdiv(B, BLOCK_B)
         grid = (nbt, sp.P)
         bar = torch.zeros(nbt, dtype=torch.int32, device=pre.device)
-        common = dict(BB=BLOCK_B, PREC=prec, KEEP_WDT=keep, num_warps=kp.num_warps, enable_fp_fusion=True)
+        common = dict(BB=BLOCK_B, PREC=prec, KEEP_WDT=keep, STREAM=stream, num_warps=kp.num_warps,
+                      enable_fp_fusion=True, **_stages(stream))
         if kern.interpreted:  # programs run one after another: a launch per step is the barrier
             for t in range(T):
                 kern.forward[grid](pre, lens, hs, out, bar, *mats, *vecs, t, t + 1, B, BARRIER=False, **common)
         else:
             kern.forward[grid](pre, lens, hs, out, bar, *mats, *vecs, 0, T, B, BARRIER=True, **common)
-        ctx.kern, ctx.prec, ctx.nm, ctx.keep = kern, prec, nm, keep
+        ctx.kern, ctx.prec, ctx.nm, ctx.keep, ctx.stream = kern, prec, nm, keep, stream
         ctx.s0_dtype = s0.dtype
         ctx.save_for_backward(pre, lens, hs, *mats, *vecs)
         return out, hs[T].to(s0.dtype, copy=True)
@@ -270,7 +300,8 @@ class _SplitRecurrence(torch.autograd.Function):
         grid = (nbt, sp.P)
         bar = torch.zeros(nbt, dtype=torch.int32, device=dev)
         args = (pre, lens, hs, dout, dcarry, dpre, dadj, ops, xbuf, bar, *mats, *vecs)
-        common = dict(BB=BLOCK_B, PREC=prec, KEEP_WDT=ctx.keep, num_warps=kp.num_warps, enable_fp_fusion=True)
+        common = dict(BB=BLOCK_B, PREC=prec, KEEP_WDT=ctx.keep, STREAM=ctx.stream, num_warps=kp.num_warps,
+                      enable_fp_fusion=True, **_stages(ctx.stream))
         if kern.interpreted:  # two launches per step: publish the products' adjoints, then use them
             for t in reversed(range(T)):
                 kern.backward[grid](*args, t, t + 1, B, PHASE=1, **common)
@@ -280,7 +311,7 @@ class _SplitRecurrence(torch.autograd.Function):
         dmats, dvecs = _param_grads(kp, {"dpre": dpre, "dadj": dadj, "ops": ops, "hs": hs[:T]}, mats, vecs)
         grads_m = [dmats[m].to(w.dtype) for m, w in zip(kp.matrices, mats)]
         grads_v = [dvecs[v].to(w.dtype) for v, w in zip(kp.vectors, vecs)]
-        return (None, None, dpre.to(pre.dtype), None, None, None, *grads_m, *grads_v, dcarry.to(ctx.s0_dtype))
+        return (None, None, None, dpre.to(pre.dtype), None, None, None, *grads_m, *grads_v, dcarry.to(ctx.s0_dtype))
 
 
 def split_programs() -> int:
@@ -294,6 +325,23 @@ def split_programs() -> int:
     if value < 0:
         raise ValueError(f"RNNSPEC_SPLIT={value}: expected >= 0")
     return value
+
+
+def _stages(stream: bool) -> dict[str, int]:
+    """Launch options matching what kernels/aot.py compiled and checked."""
+    from rnnspec.kernels.aot import STREAM_STAGES
+
+    return {"num_stages": STREAM_STAGES} if stream else {}
+
+
+def stream_forced() -> bool:
+    """``RNNSPEC_STREAM=1`` forces the streamed split kernels (weights read
+    from global memory every step) with ``RNNSPEC_SPLIT`` programs per tile
+    (default: as many as fit; 1 on the CPU)."""
+    text = os.environ.get("RNNSPEC_STREAM", "0").strip().lower() or "0"
+    if text not in ("0", "1", "false", "true"):
+        raise ValueError(f"RNNSPEC_STREAM={text!r}: expected 0 or 1")
+    return text in ("1", "true")
 
 
 def wgrad_on_chip() -> bool:
@@ -349,9 +397,9 @@ def run_direction_triton(
     vecs = [getattr(cell, v).contiguous() for v in kp.vectors]
     state = list(state)
     s0 = (torch.cat(state, -1) if len(state) > 1 else state[0]).contiguous()
-    if mode == "split":
+    if mode in ("split", "stream"):
         split = codegen.load_split(cell.ir, programs)
-        out, final = _SplitRecurrence.apply(split, dot_precision(x), pre, lens, len(mats), len(vecs), *mats, *vecs, s0)
+        out, final = _SplitRecurrence.apply(split, dot_precision(x), mode == "stream", pre, lens, len(mats), len(vecs), *mats, *vecs, s0)
     else:
         kern = codegen.load(cell.ir)
         out, final = _Recurrence.apply(kern, dot_precision(x), wgrad_on_chip(), pre, lens, len(mats), len(vecs),

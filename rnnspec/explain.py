@@ -37,9 +37,11 @@ def _aot_lines(ir: CellIR, batch: int = 16) -> list[str]:
             continue
         f, b = r["forward"], r["backward"]
         out.append(
-            f"{target}: {r['programs']} program(s) per tile of {r['block_b']} | forward {f['shared']:,} B shared, "
+            f"{target}: {r['programs']} program(s) per tile of {r['block_b']}"
+            f"{', weights streamed from L2 every step' if r['choice'] == 'stream' else ''} | forward {f['shared']:,} B shared, "
             f"{f['registers']} registers, {f['spills']} B spilled | backward {b['shared']:,} B shared, "
             f"{b['registers']} registers, {b['spills']} B spilled (limit {r['shared_limit']:,} B)"
+            + (f" [{r['why']}]" if r["why"].startswith("accepted") else "")
         )
     return out
 

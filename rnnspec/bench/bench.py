@@ -274,7 +274,8 @@ def run_bench(
             probe = torch.zeros(1, batch, cell.ir.inputs[0][1], device=dev, dtype=dt)
             mode, programs, reasons = choose(cell, probe)
             note = ("falls back to the torch backend: " + "; ".join(reasons) if reasons else
-                    "one program per batch tile" if mode == "single" else f"{programs} programs per batch tile")
+                    "one program per batch tile" if mode == "single" else f"{programs} programs per batch tile"
+                    + (", weights streamed from L2" if mode == "stream" else ""))
         rows.append(_safe(impl, lambda: _measure(net, _net_runner, x, repeats, dev), common, note))
 
     if reference and name in TORCH_EQUIVALENT and not Path(cell_or_spec).suffix:
