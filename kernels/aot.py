@@ -379,6 +379,9 @@ def plan_for_target(ir: CellIR, batch: int, target: Union[str, Any] = "sm_90",
     | "torch", "why": ...}``."""
     from rnnspec.kernels import codegen
 
+    unsupported = codegen.explain(ir)
+    if unsupported:
+        return {"cell": ir.name, "target": str(target), "choice": "torch", "why": "; ".join(unsupported)}
     tgt = _target(target)
     arch = int(tgt.arch)
     limit = SHARED_LIMIT.get(arch, 101376)

@@ -75,8 +75,21 @@ def test_forced_split_gpu(name, monkeypatch):
     compare(cell, T=16, B=20, lengths=list(range(1, 17)) + [16, 16, 3, 9], device="cuda", atol=1e-4, rtol=1e-3)
 
 
-def test_far_too_large_falls_back_gpu():
+def test_weights_too_large_for_chip_stream_gpu():
+    """LSTM at H=1024 (16 MiB of float32 recurrent weights): no split holds
+    them on chip; the streamed split reads them from L2 every step."""
+    from rnnspec.kernels import launch
+
     cell = make_cell(library_ir("lstm", input_size=16, hidden=1024), device="cuda")
+    mode, programs, reasons = launch.choose(cell, torch.zeros(1, 20, 16, device="cuda"))
+    assert mode == "stream" and programs > 1, reasons
+    compare(cell, T=8, B=20, lengths=[8, 3] * 10, device="cuda", atol=1e-4, rtol=1e-3)
+
+
+def test_jordan_too_wide_falls_back_gpu():
+    """Jordan cannot split (V @ h' within the step) and one program cannot
+    keep vectors of 512 lanes in registers: the torch backend runs it."""
+    cell = make_cell(library_ir("jordan", input_size=16, hidden=512), device="cuda")
     compare(cell, T=2, B=4, device="cuda", fallback=True)
 
 
