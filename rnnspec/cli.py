@@ -220,6 +220,14 @@ def cmd_graph(args: argparse.Namespace) -> int:
         if getattr(layer, "block", None):
             ctrl = f", controller {layer.controller}" if layer.block != "hopfield" else ""
             mem = f", memory {layer.slots}x{layer.width}, {layer.read_heads} read head(s)" if layer.block != "hopfield" else ""
+            if layer.block == "compressor":  # two cells on two time scales
+                ctrl = f", automatizer {layer.automatizer}, chunker {layer.chunker} ({layer.chunker_hidden or layer.hidden})"
+                mem = f", steps the chunker when surprised ({layer.surprise}, threshold {layer.threshold})"
+            if layer.block == "reservoir":  # fixed random weights
+                ctrl, mem = "", (f", fixed: spectral radius {layer.spectral_radius}, density {layer.density}, "
+                                 f"leak {layer.leak}, input scale {layer.input_scale}, bias scale {layer.bias_scale}")
+            if layer.block == "clockwork":
+                ctrl, mem = "", f", {len(layer.periods or [])} modules, periods {layer.periods}"
             print(f"  └ {layer.block} block: -> {layer.output_size}, hidden {layer.hidden}{ctrl}{mem}")
             continue
         for k, ir in enumerate(irs):

@@ -16,7 +16,7 @@ from rnnspec.backends.runtime import LayerGroup, Network, Recurrent, Runner
 from rnnspec.backends.torch_backend import Cell, pick_runner
 from rnnspec.errors import SpecError
 from rnnspec.ir.cell import CellIR
-from rnnspec.spec.loader import cell_ir, layer_irs, load
+from rnnspec.spec.loader import cell_ir, compressor_irs, layer_irs, load
 from rnnspec.spec.blocks_model import BlockSpec
 from rnnspec.spec.model import LayerSpec, Spec
 
@@ -51,6 +51,10 @@ def expand_irs(spec: Spec) -> list[list[CellIR]]:
     size = spec.model.input.size
     for layer, first in zip(spec.model.layers, firsts):
         if isinstance(layer, BlockSpec):
+            if layer.block == "compressor":  # two cells: [automatizer, chunker] (checked by layer_irs)
+                out.append(list(compressor_irs(spec, layer, (), size)))
+                size = layer.output_size
+                continue
             out.append([first] if first is not None else [])
             size = layer.output_size
             continue
@@ -80,7 +84,10 @@ def build(spec: Spec, backend: str = "auto") -> Network:
             from rnnspec.blocks.layer import CellController, MemoryLayer
 
             controller = CellController(Cell(irs[0])) if irs else layer.controller
-            groups.append(MemoryLayer(layer.block, size, layer.output_size, controller, **block_fields(layer)))
+            fields = block_fields(layer)
+            if layer.block == "compressor":
+                fields.update(automatizer=controller, chunker=CellController(Cell(irs[1])))
+            groups.append(MemoryLayer(layer.block, size, layer.output_size, controller, **fields))
         else:
             groups.append(CompiledGroup(layer, irs, backend))
         size = groups[-1].output_size

@@ -17,9 +17,14 @@ from typing import Any, Optional
 import torch
 from torch import Tensor, nn
 
+from rnnspec.blocks.clockwork import Clockwork
+from rnnspec.blocks.compressor import Compressor
 from rnnspec.blocks.dnc import DNC
 from rnnspec.blocks.hopfield import ModernHopfield
 from rnnspec.blocks.ntm import NTM
+from rnnspec.blocks.recursive import Recursive
+from rnnspec.blocks.reservoir import Reservoir
+from rnnspec.blocks.stack import NNPDA
 
 
 class CellController(nn.Module):
@@ -51,8 +56,19 @@ def where_state(keep: Tensor, new: Any, old: Any) -> Any:
     return new
 
 
+def _mean_over_steps(terms: list[tuple[Tensor, Tensor]], valid: Optional[Tensor]) -> Tensor:
+    """The mean of per-step, per-row losses ``(loss [B], weight [B])`` over
+    the weighted steps that are not padding."""
+    loss = torch.stack([t[0] for t in terms])
+    weight = torch.stack([t[1] for t in terms])
+    if valid is not None:
+        weight = weight * valid.to(weight.dtype)
+        loss = torch.where(valid, loss, torch.zeros_like(loss))
+    return (loss * weight).sum() / weight.sum().clamp_min(1.0)
+
+
 class MemoryLayer(nn.Module):
-    """``kind`` is ntm, dnc or hopfield; the keyword fields are the spec's
+    """``kind`` is ntm, dnc, hopfield, pda or recursive; the keyword fields are the spec's
     (see rnnspec.spec.blocks_model.BlockSpec)."""
 
     def __init__(
@@ -72,11 +88,34 @@ class MemoryLayer(nn.Module):
         beta: Optional[float] = None,
         learn_beta: bool = False,
         update_steps: int = 1,
+        automatizer: Any = None,
+        chunker: Any = None,
+        chunker_hidden: Optional[int] = None,
+        threshold: float = 0.5,
+        surprise: str = "symbol",
+        stack_width: int = 8,
+        stack_depth: int = 64,
+        action: str = "push_pop",
+        compose: str = "tanh",
+        operator: str = "child",
+        open: Optional[int] = None,
+        close: Optional[int] = None,
+        stack_size: int = 32,
+        spectral_radius: float = 0.9,
+        leak: float = 1.0,
+        input_scale: float = 1.0,
+        density: float = 0.1,
+        bias_scale: float = 0.0,
+        periods: Optional[list] = None,
     ) -> None:
         super().__init__()
         self.kind = kind
         self.output_size = output_size
-        if kind == "ntm":
+        self.aux_loss: Optional[Tensor] = None  # the compressor's prediction loss of the last forward (trainer hook)
+        if kind == "compressor":  # automatizer, chunker: CellControllers built by the compiler
+            self.block = Compressor(input_size, output_size, automatizer, chunker, threshold=threshold,
+                                    surprise=surprise)
+        elif kind == "ntm":
             self.block: nn.Module = NTM(
                 input_size, output_size, controller=controller, controller_hidden=hidden, memory_slots=slots,
                 memory_width=width, read_heads=read_heads, write_heads=write_heads, shift_range=shift_range,
@@ -91,6 +130,22 @@ class MemoryLayer(nn.Module):
                 input_size, hidden_size=hidden, output_size=output_size, num_stored=stored, beta=beta,
                 learn_beta=learn_beta, update_steps=update_steps,
             )
+        elif kind == "pda":
+            self.block = NNPDA(
+                input_size, output_size, controller=controller, controller_hidden=hidden, stack_width=stack_width,
+                stack_depth=stack_depth, action=action,
+            )
+        elif kind == "recursive":  # a cell that composes arrives as the controller
+            composer = controller if isinstance(controller, nn.Module) else compose
+            self.block = Recursive(
+                input_size, hidden, close=close if close is not None else -1, open=open, compose=composer,
+                operator=operator, stack_size=stack_size,
+            )
+        elif kind == "reservoir":  # fixed random weights (buffers); only the read-out learns
+            self.block = Reservoir(input_size, hidden, spectral_radius=spectral_radius, leak=leak,
+                                   input_scale=input_scale, density=density, bias_scale=bias_scale)
+        elif kind == "clockwork":
+            self.block = Clockwork(input_size, hidden, periods or [1])
         else:
             raise ValueError(f"unknown memory block {kind!r}")
 
@@ -107,14 +162,23 @@ class MemoryLayer(nn.Module):
             return y, ()
         if state is None:
             state = self.block.initial_state(B, device=x.device, dtype=x.dtype)
+        whole = getattr(self.block, "sequence", None)
+        if whole is not None:  # the block runs the whole sequence itself (input products hoisted out of the loop)
+            return whole(x, state, valid)
         outs = []
         xs = x.unbind(0)  # once: x[t] per step makes backward quadratic in T
         keep = valid.unbind(0) if valid is not None else None
+        predicted = getattr(self.block, "prediction_loss", None)
+        terms: list[tuple[Tensor, Tensor]] = []
         for t in range(T):
+            if predicted is not None:
+                terms.append(predicted(xs[t], state))
             y, new = self.block.step(xs[t], state)
             if keep is not None:
                 new = where_state(keep[t], new, state)
                 y = torch.where(keep[t].unsqueeze(-1), y, torch.zeros_like(y))
             state = new
             outs.append(y)
+        if predicted is not None:
+            self.aux_loss = _mean_over_steps(terms, valid)
         return torch.stack(outs, 0), state

@@ -176,9 +176,10 @@ def _runtime_source() -> str:
 
 def _blocks_source() -> str:
     """The memory blocks, copied like the runtime (torch-only modules)."""
-    from rnnspec.blocks import addressing, dnc, hopfield, layer, ntm
+    from rnnspec.blocks import addressing, clockwork, compressor, dnc, hopfield, layer, ntm, recursive, reservoir, stack
 
-    return "\n\n\n".join(_module_body(m) for m in (addressing, ntm, dnc, hopfield, layer))
+    modules = (addressing, compressor, ntm, dnc, hopfield, stack, recursive, reservoir, clockwork, layer)
+    return "\n\n\n".join(_module_body(m) for m in modules)
 
 
 def generate(spec: Spec, source_name: str = "<spec>") -> str:
@@ -199,7 +200,12 @@ def generate(spec: Spec, source_name: str = "<spec>") -> str:
                 cname = f"Cell{g}_controller_{irs[0].name}"
                 classes.append(cell_class(irs[0], cname, 1))
                 controller = f"CellController({cname}())"
-            fields = ", ".join(f"{k}={v!r}" for k, v in block_fields(layer).items())
+            values = {k: repr(v) for k, v in block_fields(layer).items()}
+            if layer.block == "compressor":  # its two cells: automatizer (irs[0]), chunker (irs[1])
+                cname = f"Cell{g}_chunker_{irs[1].name}"
+                classes.append(cell_class(irs[1], cname, 1))
+                values.update(automatizer=controller, chunker=f"CellController({cname}())")
+            fields = ", ".join(f"{k}={v}" for k, v in values.items())
             group_code.append(
                 f"            MemoryLayer({layer.block!r}, {size}, {layer.output_size}, {controller}, {fields}),"
             )

@@ -4,6 +4,8 @@
   :class:`BatchIterator` (deterministic, resumable mid-epoch);
 * :mod:`.synthetic` — the classic RNN benchmarks (copy, adding, Reber,
   Tomita, Mackey-Glass, ...), ``make_<task>(n, *, seed, ...)``;
+* :mod:`.speech` — synthetic spoken digit strings (audio rendered here) and
+  log-mel/MFCC features in torch, for CTC (task ``speech_digits``);
 * :mod:`.text` — character/word corpora, :class:`Vocab`, language-model chunks;
 * :mod:`.tabular` — CSV, ``.npy`` and ``.npz`` files;
 * :mod:`.folder` — one sequence per file;

@@ -32,6 +32,11 @@ from torch import Tensor
 
 from .batch import Example, make_rng
 from .errors import DataError, did_you_mean, listing
+from .speech import make_speech_digits, speech_label_names  # spoken digit strings for CTC (audio and features)
+from .anomaly import make_anomaly  # series with injected anomalies (Malhotra et al. 2015)
+from .captions import CAPTION_WORDS, make_captions  # scenes and their captions (Vinyals et al. 2015)
+from .video import VIDEO_TAGS, make_video  # clips of moving shapes, multi-label tags
+from .multirate import make_multi_frequency  # a multi-frequency signal to generate with no input (Koutnik et al. 2014)
 
 __all__ = [
     "REBER_SYMBOLS",
@@ -76,6 +81,8 @@ __all__ = [
     "primitive_orders",
     "make_primitive_sequences",
     "TASKS",
+    "LABEL_NAMES",
+    "task_label_names",
     "make_task",
 ]
 
@@ -547,13 +554,17 @@ def make_mackey_glass(
     horizon: int = 1,
     stride: int | None = None,
     tau: float = 17.0,
+    warmup: int = 0,
     **params: Any,
 ) -> list[Example]:
     """``n`` consecutive windows of one Mackey-Glass series (see :func:`mackey_glass`
     and :func:`series_windows`); ``params`` go to :func:`mackey_glass`.
 
     The standard benchmark (e.g. Jaeger & Haas 2004) predicts ``horizon``
-    steps ahead; ``x``/``y`` are ``[window, 1]`` float32.
+    steps ahead; ``x``/``y`` are ``[window, 1]`` float32.  ``warmup > 0``
+    leaves the first ``warmup`` steps of every window out of the loss
+    (``extras["loss_mask"]``): a network started from rest needs them to
+    settle (an echo-state network's washout).
     """
     n = _n(n)
     window = _int("window", window, 1)
@@ -568,8 +579,16 @@ def make_mackey_glass(
                 f"unknown Mackey-Glass parameter {key!r}{did_you_mean(key, allowed)}; "
                 f"expected one of {listing(sorted(allowed))}"
             )
+    warmup = _int("warmup", warmup, 0)
+    if warmup >= window:
+        raise DataError(f"parameter 'warmup' ({warmup}) must be < 'window' ({window}) so every window has a target")
     series = mackey_glass((n - 1) * stride + window + horizon, seed=seed, tau=tau, **params)
-    return series_windows(series, window, horizon=horizon, stride=stride)[:n]
+    out = series_windows(series, window, horizon=horizon, stride=stride)[:n]
+    if warmup:
+        mask = torch.arange(window) >= warmup
+        for ex in out:
+            ex.extras["loss_mask"] = mask
+    return out
 
 
 # --------------------------------------------------------------------------
@@ -1436,7 +1455,31 @@ def make_primitive_sequences(
 # registry
 # --------------------------------------------------------------------------
 
+def make_history_compression(n: int, *, seed: int, length: int = 20, one_hot: bool = False) -> list[Example]:
+    """The experiment of Schmidhuber, "Learning complex, extended sequences
+    using the principle of history compression" (Neural Computation 1992):
+    ``length + 2`` symbols ``a, x, b1..b_length``; every sequence is
+    ``a b1 ... b_length`` or ``x b1 ... b_length``, the first symbol drawn at
+    random, and the class, 0 for ``a`` and 1 for ``x``, is due at the end:
+    the only information needed is ``length`` steps back, and everything
+    after the first symbol is predictable.
+
+    ``x``: ``[length + 1]`` ids (``a``=0, ``x``=1, ``b_k``=k+1), or one-hot;
+    ``y``: scalar int64.
+    """
+    n = _n(n)
+    length = _int("length", length, 1)
+    body = np.arange(2, length + 2)
+    out: list[Example] = []
+    for i in range(n):
+        first = int(make_rng(seed, i).integers(0, 2))
+        ids = np.concatenate([[first], body])
+        out.append(Example(_tokens(ids, length + 2, one_hot), torch.tensor(first), per_step=False))
+    return out
+
+
 TASKS: dict[str, Callable[..., list[Example]]] = {
+    "history_compression": make_history_compression,
     "copy": make_copy,
     "repeat_copy": make_repeat_copy,
     "adding": make_adding,
@@ -1456,8 +1499,29 @@ TASKS: dict[str, Callable[..., list[Example]]] = {
     "narendra_plant": make_narendra_plant,
     "jordan_plans": make_jordan_plans,
     "primitive_sequences": make_primitive_sequences,
+    "multi_frequency": make_multi_frequency,
+    "speech_digits": make_speech_digits,
+    "anomaly": make_anomaly,
+    "video": make_video,
+    "captions": make_captions,
 }
 """Task name (as written in a spec) -> generator."""
+
+
+LABEL_NAMES: dict[str, Callable[..., list[str]]] = {
+    "speech_digits": speech_label_names,
+    "video": lambda **_: list(VIDEO_TAGS),  # tag id -> tag
+    "captions": lambda **_: list(CAPTION_WORDS),  # word id -> word
+}
+"""Tasks whose integer labels have names (label id -> name), from their parameters."""
+
+
+def task_label_names(name: str, **params: Any) -> list[str] | None:
+    """The names of task ``name``'s labels (indexed by label id), or None when
+    its labels are plain numbers.  A run keeps them (as its ``classes``) so
+    that ``predict`` can print label strings."""
+    fn = LABEL_NAMES.get(name)
+    return fn(**params) if fn is not None else None
 
 
 def make_task(name: str, n: int, *, seed: int, **params: Any) -> list[Example]:

@@ -1,11 +1,11 @@
 """Spec models of the blocks that are not cells: memory layers inside a
-network (NTM, DNC, a modern Hopfield layer) and associative memories that
+network (NTM, DNC, a modern Hopfield layer, the NNPDA's stack) and associative memories that
 are a whole model (classic Hopfield, BAM)."""
 from __future__ import annotations
 
 from typing import Annotated, Literal, Optional
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from rnnspec.spec.model_base import PositiveInt, Strict
 
@@ -14,6 +14,11 @@ _BLOCK_FIELDS = {
     "ntm": {"hidden", "controller", "slots", "width", "read_heads", "write_heads", "shift_range", "out"},
     "dnc": {"hidden", "controller", "slots", "width", "read_heads", "out"},
     "hopfield": {"hidden", "stored", "beta", "learn_beta", "update_steps", "out"},
+    "compressor": {"hidden", "automatizer", "chunker", "chunker_hidden", "threshold", "surprise", "out"},
+    "pda": {"hidden", "controller", "stack_width", "stack_depth", "action", "out"},
+    "recursive": {"hidden", "compose", "operator", "open", "close", "stack_size"},
+    "reservoir": {"hidden", "spectral_radius", "leak", "input_scale", "density", "bias_scale"},
+    "clockwork": {"hidden", "periods"},
 }
 
 
@@ -23,7 +28,7 @@ class BlockSpec(Strict):
     ``controller`` is ``lstm``, ``feedforward`` or the name of any cell in
     scope (library or custom), run one step at a time."""
 
-    block: Literal["ntm", "dnc", "hopfield"]
+    block: Literal["ntm", "dnc", "hopfield", "pda", "recursive", "compressor", "reservoir", "clockwork"]
     hidden: PositiveInt = 100
     controller: str = "lstm"
     slots: PositiveInt = 128
@@ -36,6 +41,30 @@ class BlockSpec(Strict):
     beta: Optional[Annotated[float, Field(gt=0.0)]] = None
     learn_beta: bool = False
     update_steps: PositiveInt = 1
+    # compressor (Schmidhuber 1992 history compressor, rnnspec.blocks.compressor): two cells in scope
+    automatizer: str = "lstm"
+    chunker: str = "lstm"
+    chunker_hidden: Optional[PositiveInt] = None  # default: hidden
+    threshold: Annotated[float, Field(gt=0.0)] = 0.5
+    surprise: Literal["symbol", "error"] = "symbol"
+    # pda (the NNPDA's continuous stack, rnnspec.blocks.stack)
+    stack_width: PositiveInt = 8
+    stack_depth: PositiveInt = 64
+    action: Literal["push_pop", "signed"] = "push_pop"
+    # recursive (tree network over bracketed input, rnnspec.blocks.recursive)
+    compose: str = "tanh"
+    operator: Literal["child", "gate", "none"] = "child"
+    open: Optional[Annotated[int, Field(ge=0)]] = None
+    close: Optional[Annotated[int, Field(ge=0)]] = None
+    stack_size: PositiveInt = 32
+    # reservoir (echo-state network, rnnspec.blocks.reservoir): fixed random weights
+    spectral_radius: Annotated[float, Field(gt=0.0)] = 0.9
+    leak: Annotated[float, Field(gt=0.0, le=1.0)] = 1.0
+    input_scale: Annotated[float, Field(ge=0.0)] = 1.0
+    density: Annotated[float, Field(gt=0.0, le=1.0)] = 0.1
+    bias_scale: Annotated[float, Field(ge=0.0)] = 0.0
+    # clockwork (Koutnik et al. 2014, rnnspec.blocks.clockwork): one period per module, fastest first
+    periods: Optional[Annotated[list[PositiveInt], Field(min_length=1)]] = None
 
     @model_validator(mode="after")
     def _fields_fit_the_kind(self) -> "BlockSpec":
@@ -46,6 +75,38 @@ class BlockSpec(Strict):
                 f"{', '.join(repr(e) for e in extra)} do(es) not apply to a {self.block} block; "
                 f"it takes {', '.join(sorted(_BLOCK_FIELDS[self.block]))}"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _recursive_brackets(self) -> "BlockSpec":
+        if self.block == "recursive":
+            if self.close is None:
+                raise ValueError("a recursive block needs 'close': the input column (token id) of the closing bracket")
+            if self.open is not None and self.open == self.close:
+                raise ValueError(f"'open' and 'close' are both {self.close}; they must be different tokens")
+        return self
+
+    @model_validator(mode="after")
+    def _compressor_threshold(self) -> "BlockSpec":
+        if self.block == "compressor" and self.surprise == "symbol" and self.threshold > 1.0:
+            raise ValueError(f"threshold {self.threshold} is a probability with surprise: symbol; it must be <= 1")
+        return self
+
+    @field_validator("periods")
+    @classmethod
+    def _periods_increase(cls, v: Optional[list[int]]) -> Optional[list[int]]:
+        if v is not None and any(b <= a for a, b in zip(v, v[1:])):
+            raise ValueError(f"periods must increase (one per module, the fastest first), got {v}")
+        return v
+
+    @model_validator(mode="after")
+    def _clockwork_modules(self) -> "BlockSpec":
+        if self.block == "clockwork":
+            if self.periods is None:
+                raise ValueError("a clockwork block needs 'periods' (one per module, e.g. [1, 2, 4, 8])")
+            if self.hidden % len(self.periods):
+                raise ValueError(f"hidden ({self.hidden}) must split into {len(self.periods)} equal modules, "
+                                 "one per period")
         return self
 
     @property

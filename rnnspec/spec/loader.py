@@ -423,7 +423,14 @@ def check_layer_args(spec: Spec, layer: LayerSpec, path: tuple) -> None:
 
 def check_block(spec: Spec, block: BlockSpec, path: tuple, input_size: int) -> Optional[CellIR]:
     """A memory block's controller: lstm, feedforward, or a cell in scope
-    (returned as its IR at the controller's sizes)."""
+    (returned as its IR at the controller's sizes); a recursive block's
+    composing cell."""
+    if block.block == "recursive":
+        from rnnspec.spec.recursive_check import check_recursive
+
+        return check_recursive(spec, block, path, input_size)
+    if block.block == "compressor":
+        return compressor_irs(spec, block, path, input_size)[0]
     if block.block == "hopfield" or block.controller in ("lstm", "feedforward"):
         return None
     library = spec._library or {}
@@ -434,9 +441,26 @@ def check_block(spec: Spec, block: BlockSpec, path: tuple, input_size: int) -> O
             "expected lstm, feedforward or a cell name",
             spec._where.value(path + ("controller",)),
         )
-    ctrl_in = input_size + block.read_heads * block.width
+    # the controller also reads the memory: the read heads, or the stack's top (pda)
+    ctrl_in = input_size + (block.stack_width if block.block == "pda" else block.read_heads * block.width)
     return cell_ir(block.controller, library[block.controller], input_size=ctrl_in, hidden=block.hidden,
                    origin=spec._where.value(path + ("controller",)))
+
+
+def compressor_irs(spec: Spec, block: BlockSpec, path: tuple, input_size: int) -> tuple[CellIR, CellIR]:
+    """A history compressor's automatizer and chunker: cells in scope, as IRs
+    at their sizes (the chunker reads the input plus its time-gap feature)."""
+    library = spec._library or {}
+    irs = []
+    for key, size, hidden in (("automatizer", input_size, block.hidden),
+                              ("chunker", input_size + 1, block.chunker_hidden or block.hidden)):
+        name = getattr(block, key)
+        at = spec._where.value(path + (key,))  # (or the layer's, for a default)
+        if name not in library:
+            raise SpecError(f"unknown {key} cell {name!r}{did_you_mean(name, list(library))}; expected a cell name "
+                            f"(library or custom), e.g. lstm, gru, elman", at)
+        irs.append(cell_ir(name, library[name], input_size=size, hidden=hidden, origin=at))
+    return irs[0], irs[1]
 
 
 def layer_irs(spec: Spec) -> list[Optional[CellIR]]:

@@ -208,10 +208,11 @@ class OptimizerArgs(Strict):
     weight_decay: Optional[Annotated[float, Field(ge=0.0)]] = None
     betas: Optional[Annotated[list[Annotated[float, Field(ge=0.0, lt=1.0)]], Field(min_length=2, max_length=2)]] = None
     eps: Optional[Annotated[float, Field(gt=0.0)]] = None
-    alpha: Optional[Annotated[float, Field(gt=0.0, lt=1.0)]] = None
+    alpha: Optional[Annotated[float, Field(gt=0.0)]] = None  # rmsprop: < 1 (checked in train.optim); ridge: the penalty
+    washout: Annotated[int, Field(ge=0)] = 0  # ridge: steps at each sequence's start left out of the fit
 
 
-OptimizerName = Literal["sgd", "adam", "adamw", "rmsprop", "adagrad"]
+OptimizerName = Literal["sgd", "adam", "adamw", "rmsprop", "adagrad", "ridge"]
 
 
 class ScheduleArgs(Strict):
@@ -255,8 +256,28 @@ class Seq2SeqSpec(Strict):
     max_len: PositiveInt = 100
 
 
+class AnomalySpec(Strict):
+    """Prediction-error anomaly detection (Malhotra et al. 2015) on a
+    per-step ``regress`` predictor: the errors of each point's predictions
+    are scored by a Gaussian fitted on the validation split's normal points,
+    and a point is flagged when its score exceeds the ``quantile`` of those
+    normal scores (see rnnspec.train.anomaly)."""
+
+    quantile: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.99
+
+
+class CtcSpec(Strict):
+    """CTC options (objective ctc): which output is the blank, and how
+    outputs are decoded into labels for the label error rate and predict."""
+
+    blank: Annotated[int, Field(ge=0)] = 0
+    decode: Literal["greedy", "beam"] = "greedy"
+    beam: PositiveInt = 8
+
+
 Objective = Literal["lm", "classify", "tag", "regress", "seq2seq", "ctc"]
-Metric = Literal["loss", "accuracy", "perplexity", "bpc", "mae", "bit_errors"]
+Metric = Literal["loss", "accuracy", "perplexity", "bpc", "mae", "bit_errors", "ler",
+                "f1", "exact", "auc", "precision", "recall"]
 
 
 class TrainSpec(Strict):
@@ -264,6 +285,8 @@ class TrainSpec(Strict):
     objective: Optional[Objective] = None
     loss: Optional[Literal["cross_entropy", "mse", "bce", "ctc"]] = None
     seq2seq: Optional[Seq2SeqSpec] = None
+    ctc: Optional[CtcSpec] = None
+    anomaly: Optional[AnomalySpec] = None
     optimizer: dict[OptimizerName, OptimizerArgs] = Field(default_factory=lambda: {"adam": OptimizerArgs()})
     schedule: dict[ScheduleName, ScheduleArgs] = Field(default_factory=lambda: {"constant": ScheduleArgs()})
     bptt: BpttSpec = Field(default_factory=BpttSpec)
@@ -287,7 +310,7 @@ class TrainSpec(Strict):
     @model_validator(mode="after")
     def _one_optimizer(self) -> "TrainSpec":
         if len(self.optimizer) != 1:
-            raise ValueError("optimizer takes exactly one of sgd, adam, adamw, rmsprop, adagrad")
+            raise ValueError("optimizer takes exactly one of sgd, adam, adamw, rmsprop, adagrad, ridge")
         if len(self.schedule) != 1:
             raise ValueError("schedule takes exactly one of constant, step, cosine, linear, plateau")
         if self.objective == "seq2seq" and self.seq2seq is None:

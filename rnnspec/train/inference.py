@@ -22,7 +22,7 @@ from rnnspec.data.text import Vocab
 from rnnspec.errors import SpecError
 from rnnspec.spec.model import Spec
 from rnnspec.train.checkpoint import CheckpointError, atomic_write_text, load_checkpoint
-from rnnspec.train.losses import ctc_greedy
+from rnnspec.train.ctc import decode as ctc_decode
 from rnnspec.train.models import build_model
 
 
@@ -161,7 +161,7 @@ def predict(run: str | Path, inputs: str | Path, output: str | Path, which: str 
         lengths = b.lengths
         if obj == "seq2seq":
             outs = net.greedy(x, lengths)  # type: ignore[operator]
-            preds += [{"output": o} for o in outs]
+            preds += [_seq2seq_row(r, o) for o in outs]
             continue
         y, _ = net(x, None, lengths)
         y = y.float()
@@ -189,7 +189,7 @@ def predict(run: str | Path, inputs: str | Path, output: str | Path, which: str 
                     yi[n - 1] if yi.dim() == 2 else yi)
                 preds.append({"value": v.tolist()})
             elif obj == "ctc":
-                preds.append({"labels": ctc_greedy(yi[:n].unsqueeze(0), torch.tensor([n]))[0]})
+                preds.append(_ctc_row(r, yi[:n]))
             else:  # lm: score the sequence and give the most likely next token
                 steps = yi[:n]
                 tgt = b.x[i, 1:n]
@@ -203,6 +203,27 @@ def predict(run: str | Path, inputs: str | Path, output: str | Path, which: str 
         row["index"] = i
     _write(Path(output), preds)
     return len(preds)
+
+
+def _ctc_row(r: Loaded, scores: "torch.Tensor") -> dict[str, Any]:
+    """One CTC prediction: the labels decoded as the run's spec says (blank,
+    greedy or beam), and as a string when the labels have names."""
+    c = r.spec.train.ctc if r.spec.train is not None else None
+    labels = ctc_decode(scores.unsqueeze(0), [int(scores.shape[0])], c.blank if c else 0,
+                        c.decode if c else "greedy", c.beam if c else 8)[0]
+    row: dict[str, Any] = {"labels": labels}
+    if r.classes:
+        names = [r.classes[k] if k < len(r.classes) else str(k) for k in labels]
+        row["text"] = ("" if all(len(v) == 1 for v in r.classes if v) else " ").join(names)
+    return row
+
+
+def _seq2seq_row(r: Loaded, ids: list[int]) -> dict[str, Any]:
+    """One decoded sequence, and as words when the run's tokens have names (e.g. a caption)."""
+    row: dict[str, Any] = {"output": ids}
+    if r.classes:
+        row["text"] = " ".join(r.classes[k] if k < len(r.classes) else str(k) for k in ids)
+    return row
 
 
 def _per_step(r: Loaded) -> bool:

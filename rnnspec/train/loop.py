@@ -43,6 +43,7 @@ from rnnspec.errors import Pos, SpecError
 from rnnspec.spec.dump import dump_yaml
 from rnnspec.spec.model import Spec
 from rnnspec.train import distributed as D
+from rnnspec.train.auxiliary import add_aux, aux_metrics, take_aux_loss
 from rnnspec.train.checkpoint import CheckpointError, atomic_write_text, load_checkpoint, save_checkpoint
 from rnnspec.train.losses import Objective, Prepared
 from rnnspec.train.models import build_model
@@ -70,7 +71,7 @@ class RunResult:
 
 
 # Summed statistics of a logging window (all-reduced across processes).
-STAT_KEYS = ("loss_sum", "count", "correct", "n_acc", "abs", "bits_wrong", "n_seq")
+STAT_KEYS = ("loss_sum", "count", "correct", "n_acc", "abs", "bits_wrong", "n_seq", "tp", "fp", "fn", "seq_right")
 
 # ---------------------------------------------------------------- helpers
 
@@ -227,9 +228,15 @@ def evaluate(net: nn.Module, obj: Objective, data: TrainData, split: str, *, bat
         with autocast(device, bf16):
             out, state = forward(net, obj, p, state if data.kind == "stream" else None, 0, p.steps)
         loss, stats = obj.score(out, p)
-        _add(totals, {"loss_sum": float(loss), "count": p.count, **_floats(stats)})
+        _add(totals, {"loss_sum": float(loss), "count": p.count, **_floats(stats), **obj.eval_stats(out, p)})
+    res = obj.summarize(totals)
+    if obj.anomaly is not None:  # whole-split metrics: a threshold from the validation errors, ROC AUC
+        from rnnspec.train.anomaly import anomaly_metrics
+
+        res.update(anomaly_metrics(net, data, split, quantile=obj.anomaly.quantile, batch=batch,
+                                   batch_first=batch_first, device=device))
     net.train(was)
-    return obj.summarize(totals)
+    return res
 
 
 # ---------------------------------------------------------------- training
@@ -288,6 +295,10 @@ def train(
         spec = with_train(spec, seed=seed)
     t = spec.train
     check_optimizer(spec)
+    if "ridge" in t.optimizer:  # the read-out fitted in closed form (echo-state networks), no gradient steps
+        from rnnspec.train.ridge import train_ridge
+
+        return train_ridge(spec, run_dir=run_dir, resume=resume, log=log, threads=threads)
     if t.track == "mlflow":
         import importlib.util
 
@@ -517,9 +528,12 @@ def _train(spec: Spec, dist: D.Dist, payload: Optional[dict[str, Any]], *, run_d
                         with autocast(device, bf16):
                             out, state = forward(net, obj, p, state, s, e)
                         loss, stats = obj.score(out, p, s, e)
-                        (loss * scale).backward()
+                        aux = take_aux_loss(raw)  # e.g. a history compressor's next-input prediction loss
+                        (loss * scale + (aux / len(parts) if aux is not None else 0.0)).backward()
                     state = detach(state)
                     _add(window, {"loss_sum": loss.detach(), **stats})
+                    if aux is not None:
+                        add_aux(window, aux, len(parts))
                     if prog.live:
                         step_loss += float(loss.detach())
                 if data.kind == "stream":
@@ -544,7 +558,7 @@ def _train(spec: Spec, dist: D.Dist, payload: Optional[dict[str, Any]], *, run_d
                     D.all_reduce_sum(w, dist)
                     totals = {k: float(v) for k, v in zip(STAT_KEYS, w)
                               if k in ("loss_sum", "count") or k in window}
-                    res = obj.summarize(totals)
+                    res = {**obj.summarize(totals), **aux_metrics(window)}
                     if step % t.log_every == 0:
                         window = {}  # (a stop between log steps keeps its window, so a resumed run logs the same)
                     row = {"step": step, "split": "train", **res, "lr": lr, "epoch": step / nb,

@@ -6,11 +6,18 @@ objective  target                                  loss (masked, summed)
 lm         next token per step                     cross-entropy; perplexity, bits per token
 classify   one class per sequence (last valid      cross-entropy; accuracy
            step)
-tag        a class per step, or a multi-hot set    cross-entropy / BCE; accuracy
-regress    a vector per step or per sequence       MSE; MAE
-seq2seq    a token sequence (teacher forcing)      cross-entropy; accuracy, perplexity
-ctc        an unaligned label sequence             CTC (blank = 0)
+tag        a class per step, or a multi-hot set    cross-entropy / BCE; accuracy (multi-hot: also
+                                                   bit_errors, micro-F1 f1)
+regress    a vector per step or per sequence       MSE; MAE (with train.anomaly: also auc,
+                                                   precision, recall, f1; rnnspec.train.anomaly)
+seq2seq    a token sequence (teacher forcing)      cross-entropy; accuracy, perplexity, exact
+ctc        an unaligned label sequence             CTC (blank explicit, 0 by
+                                                   default); label error rate
 =========  ======================================  ==========================
+
+``exact`` (seq2seq) is the share of target sequences whose every token is
+the argmax under teacher forcing; that is exactly the share that greedy
+decoding reproduces in full (each greedy input is then the teacher's).
 
 Every loss is a *sum* over scored elements; the trainer divides by the
 number of scored elements of the whole (global) batch, so a batch split into
@@ -57,13 +64,18 @@ class Objective:
     """Scoring for one objective; see the module doc."""
 
     def __init__(self, name: str, loss: str, *, per_step: bool, every_step_output: bool, num_outputs: int,
-                 multi_label: bool = False) -> None:
+                 multi_label: bool = False, blank: int = 0, decode: str = "greedy", beam: int = 8) -> None:
         self.name = name
         self.loss = loss
         self.per_step = per_step
         self.every_step_output = every_step_output
         self.num_outputs = num_outputs
         self.multi_label = multi_label
+        self.blank = blank  # ctc: the blank output
+        self.decode = decode  # ctc: greedy (best path) or beam (prefix beam search)
+        self.beam = beam
+
+    anomaly: Any = None  # train.anomaly (an AnomalySpec) for a per-step regress predictor; set by load_data
 
     # ---- which metrics, and which direction is better
     @property
@@ -71,18 +83,22 @@ class Objective:
         if self.name == "lm":
             return ("loss", "perplexity", "bpc", "accuracy")
         if self.name == "seq2seq":
-            return ("loss", "perplexity", "accuracy")
+            return ("loss", "perplexity", "accuracy", "exact")
         if self.name == "tag" and self.multi_label:
-            return ("loss", "accuracy", "bit_errors")
+            return ("loss", "accuracy", "bit_errors", "f1")
+        if self.name == "regress" and self.anomaly is not None:
+            return ("loss", "mae", "auc", "precision", "recall", "f1")
         if self.name in ("classify", "tag"):
             return ("loss", "accuracy")
         if self.name == "regress":
             return ("loss", "mae")
+        if self.name == "ctc":
+            return ("loss", "ler")
         return ("loss",)
 
     @staticmethod
     def mode(metric: str) -> str:
-        return "max" if metric == "accuracy" else "min"
+        return "max" if metric in ("accuracy", "f1", "exact", "auc", "precision", "recall") else "min"
 
     # ---- batches
     def prepare(self, batch: Any, batch_first: bool) -> Prepared:
@@ -144,7 +160,11 @@ class Objective:
         stop = p.steps if stop is None else stop
         out = out.float()
         if self.name == "seq2seq":
-            return self._per_step(_bf(out, p.batch_first), p.y, p.mask)
+            o = _bf(out, p.batch_first)
+            loss, stats = self._per_step(o, p.y, p.mask)
+            wrong = ((o.argmax(-1) != p.y) & p.mask).sum(1)
+            stats.update(seq_right=(wrong == 0).sum().to(o.dtype).detach(), n_seq=o.new_tensor(float(p.size)))
+            return loss, stats
         if self.name == "ctc":
             return self.score_ctc(out, p)
         if self.per_step:
@@ -188,7 +208,11 @@ class Objective:
             wrong_bits = ((o > 0) != (y > 0.5)).sum(-1).to(o.dtype)
             right = (wrong_bits == 0).to(o.dtype)
             scored = (mf.sum(1) > 0).to(o.dtype)  # sequences with at least one scored step
+            pred, true, m3 = (o > 0), (y > 0.5), mf.unsqueeze(-1)
             return (bce * mf).sum(), {
+                "tp": ((pred & true).to(o.dtype) * m3).sum().detach(),  # micro-F1 counts, over every tag
+                "fp": ((pred & ~true).to(o.dtype) * m3).sum().detach(),
+                "fn": ((~pred & true).to(o.dtype) * m3).sum().detach(),
                 "correct": (right * mf).sum().detach(),
                 "n_acc": mf.sum(),
                 "bits_wrong": (wrong_bits * mf).sum().detach(),  # Graves et al. 2014's metric: bit errors per sequence
@@ -212,8 +236,26 @@ class Objective:
         logp = o.log_softmax(-1).transpose(0, 1)  # [T, B, C]
         L = p.lengths if p.lengths is not None else torch.full((p.size,), p.steps)
         tl = p.extras["target_lengths"].cpu()
-        loss = F.ctc_loss(logp, p.y.long(), L.cpu(), tl, blank=0, reduction="sum", zero_infinity=True)
+        loss = F.ctc_loss(logp, p.y.long(), L.cpu(), tl, blank=self.blank, reduction="sum", zero_infinity=True)
         return loss, {}
+
+    def eval_stats(self, out: Tensor, p: Prepared) -> dict[str, float]:
+        """Statistics only evaluation gathers (they need decoding, too slow for
+        every training step): for ctc the edit distance of the decoded labels
+        to the targets (``edits``), the target labels (``n_labels``) and the
+        sequences with any error (``seq_wrong``)."""
+        if self.name != "ctc":
+            return {}
+        from rnnspec.train.ctc import decode, label_errors
+
+        o = _bf(out.float(), p.batch_first)
+        L = p.lengths if p.lengths is not None else torch.full((p.size,), p.steps)
+        hyps = decode(o, L, self.blank, self.decode, self.beam)
+        tl = p.extras["target_lengths"].cpu().tolist()
+        y = p.y.cpu()
+        refs = [y[i, : int(n)].tolist() for i, n in enumerate(tl)]
+        edits, total, wrong = label_errors(hyps, refs)
+        return {"edits": float(edits), "n_labels": float(total), "seq_wrong": float(wrong), "n_seq": float(len(refs))}
 
     # ---- summaries
     def summarize(self, totals: dict[str, float]) -> dict[str, float]:
@@ -231,19 +273,14 @@ class Objective:
             out["mae"] = totals["abs"] / n
         if "bits_wrong" in totals and totals.get("n_seq", 0) > 0:
             out["bit_errors"] = totals["bits_wrong"] / totals["n_seq"]
+        if "tp" in totals:
+            tp = totals["tp"]
+            out["f1"] = 2 * tp / max(2 * tp + totals.get("fp", 0.0) + totals.get("fn", 0.0), 1e-12)
+        if "seq_right" in totals and totals.get("n_seq", 0) > 0:
+            out["exact"] = totals["seq_right"] / totals["n_seq"]
+        if "edits" in totals and totals.get("n_labels", 0) > 0:
+            out["ler"] = totals["edits"] / totals["n_labels"]  # label error rate (TIMIT's PER)
+            if totals.get("n_seq", 0) > 0:
+                out["seq_error"] = totals.get("seq_wrong", 0.0) / totals["n_seq"]
         return out
 
-
-def ctc_greedy(logits: Tensor, lengths: Tensor) -> list[list[int]]:
-    """Best-path decoding: argmax per step, repeats merged, blanks (0) dropped.
-    ``logits`` is batch-first [B, T, C]."""
-    best = logits.argmax(-1).cpu()
-    out = []
-    for row, n in zip(best, lengths.tolist()):
-        seq, prev = [], -1
-        for k in row[: int(n)].tolist():
-            if k != prev and k != 0:
-                seq.append(k)
-            prev = k
-        out.append(seq)
-    return out

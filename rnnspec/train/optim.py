@@ -23,6 +23,8 @@ OPTIMIZER_ARGS: dict[str, tuple[str, ...]] = {
     "adamw": ("lr", "betas", "eps", "weight_decay"),
     "rmsprop": ("lr", "momentum", "alpha", "eps", "weight_decay"),
     "adagrad": ("lr", "eps", "weight_decay"),
+    # not a gradient optimizer: the read-out fitted in closed form (rnnspec.train.ridge)
+    "ridge": ("alpha", "washout"),
 }
 
 SCHEDULE_ARGS: dict[str, tuple[str, ...]] = {
@@ -52,6 +54,9 @@ def check_optimizer(spec: Spec) -> None:
                 f"optimizer {name!r} takes no argument {key!r}; it takes {', '.join(OPTIMIZER_ARGS[name])}",
                 _where(spec, ("train", "optimizer", name, key), key=True),
             )
+    if name == "rmsprop" and args.alpha is not None and args.alpha >= 1.0:
+        raise SpecError(f"rmsprop's alpha (smoothing constant) must be below 1, got {args.alpha}",
+                        _where(spec, ("train", "optimizer", name, "alpha")))
     if name == "sgd" and args.nesterov and args.momentum <= 0:
         raise SpecError("nesterov needs a momentum > 0", _where(spec, ("train", "optimizer", name, "nesterov")))
     (sname, sargs), = t.schedule.items()
@@ -84,6 +89,8 @@ def make_optimizer(params: Iterable[Any], train: Any) -> torch.optim.Optimizer:
                                    weight_decay=wd)
     if name == "adagrad":
         return torch.optim.Adagrad(params, lr=a.lr, eps=a.eps or 1e-10, weight_decay=wd)
+    if name == "ridge":
+        raise ValueError("ridge is not a gradient optimizer: rnnspec.train.ridge fits the read-out")
     raise ValueError(f"unknown optimizer {name!r}")
 
 

@@ -159,12 +159,12 @@ def _load_examples(spec: Spec, vocab: Optional[Vocab]) -> tuple[list[Example], O
     nc = _num_classes(spec)
     info: dict[str, Any] = {}
     if src == "task":
-        from rnnspec.data.synthetic import make_task
+        from rnnspec.data.synthetic import make_task, task_label_names
 
         exs = make_task(d.task, d.size, seed=t.seed, **d.params)  # type: ignore[arg-type]
         if not exs:
             raise DataError(f"task {d.task!r} produced no examples")
-        return list(exs), None, None, info
+        return list(exs), task_label_names(d.task, **d.params), None, info  # type: ignore[arg-type]
     path = resolve_path(spec, getattr(d, src))
     if src == "csv":
         from rnnspec.data.tabular import load_tabular
@@ -263,6 +263,10 @@ def load_data(spec: Spec, *, vocab: Optional[Vocab] = None, classes: Optional[li
         raise locate(e, spec) from None
     data.objective = choose_objective(spec, data)
     check_against_model(spec, data)
+    if t.anomaly is not None:
+        from rnnspec.train.anomaly import attach
+
+        attach(spec, data)  # anomaly scores from the predictor's errors (Malhotra et al. 2015)
     return data
 
 
@@ -301,7 +305,7 @@ def choose_objective(spec: Spec, data: TrainData) -> Objective:
     if name is None:
         if t.seq2seq is not None:
             name = "seq2seq"
-        elif t.loss == "ctc":
+        elif t.loss == "ctc" or t.ctc is not None:
             name = "ctc"
         elif kind == "none":
             name = "lm" if not torch.is_floating_point(ex.x) else None
@@ -344,7 +348,12 @@ def choose_objective(spec: Spec, data: TrainData) -> Objective:
         raise SpecError(f"loss {loss!r} does not fit objective {name!r} (use {' or '.join(allowed_losses)})",
                         _mpos(spec, "train", "loss"))
     per_step = name in ("lm", "tag") or (name == "regress" and kind == "step_float")
-    return Objective(name, loss, per_step=per_step, every_step_output=every, num_outputs=nout, multi_label=multi)
+    if t.ctc is not None and name != "ctc":
+        raise SpecError(f"a 'ctc' section applies to objective ctc, not {name!r}", _mpos(spec, "train", "ctc"))
+    c = t.ctc
+    return Objective(name, loss, per_step=per_step, every_step_output=every, num_outputs=nout, multi_label=multi,
+                     blank=c.blank if c is not None else 0, decode=c.decode if c is not None else "greedy",
+                     beam=c.beam if c is not None else 8)
 
 
 # ---------------------------------------------------------------- checks against the network
@@ -418,9 +427,15 @@ def check_against_model(spec: Spec, data: TrainData) -> None:
             raise SpecError(f"label {top} is out of range for the output layer's {out.size} logits (labels 0..{out.size - 1})",
                             _mpos(spec, "train", "data", data_source_key(spec)))
         if obj.name == "ctc":
-            zero = any(e.y is not None and bool((e.y == 0).any()) for e in _iter_all(data))
-            if zero:
-                raise SpecError("CTC labels must be 1..N-1 (0 is the blank)", _mpos(spec, "train", "data", data_source_key(spec)))
+            blank = obj.blank
+            if blank >= out.size:
+                where = _mpos(spec, "train", "ctc", "blank") if t.ctc is not None else opos
+                raise SpecError(f"the CTC blank {blank} is not one of the output layer's {out.size} logits (0..{out.size - 1})",
+                                where)
+            if any(e.y is not None and bool((e.y == blank).any()) for e in _iter_all(data)):
+                others = "1..N-1" if blank == 0 else ("0..N-2" if blank == out.size - 1 else f"0..N-1 except {blank}")
+                raise SpecError(f"CTC labels must be {others}: {blank} is the blank (train.ctc.blank)",
+                                _mpos(spec, "train", "data", data_source_key(spec)))
     else:
         y = ex.y
         k = int(y.shape[-1]) if (y is not None and y.dim() >= (2 if ex.y_is_per_step() else 1)) else 1
