@@ -35,6 +35,7 @@ from .errors import DataError, did_you_mean, listing
 from .speech import make_speech_digits, speech_label_names  # spoken digit strings for CTC (audio and features)
 from .anomaly import make_anomaly  # series with injected anomalies (Malhotra et al. 2015)
 from .captions import CAPTION_WORDS, make_captions  # scenes and their captions (Vinyals et al. 2015)
+from .translation import make_translation, source_vocab, target_names  # numbers in words <-> digits (Sutskever et al. 2014)
 from .video import VIDEO_TAGS, make_video  # clips of moving shapes, multi-label tags
 from .multirate import make_multi_frequency  # a multi-frequency signal to generate with no input (Koutnik et al. 2014)
 
@@ -83,6 +84,8 @@ __all__ = [
     "TASKS",
     "LABEL_NAMES",
     "task_label_names",
+    "SOURCE_VOCABS",
+    "task_vocab",
     "make_task",
 ]
 
@@ -1504,6 +1507,7 @@ TASKS: dict[str, Callable[..., list[Example]]] = {
     "anomaly": make_anomaly,
     "video": make_video,
     "captions": make_captions,
+    "translation": make_translation,
 }
 """Task name (as written in a spec) -> generator."""
 
@@ -1512,6 +1516,7 @@ LABEL_NAMES: dict[str, Callable[..., list[str]]] = {
     "speech_digits": speech_label_names,
     "video": lambda **_: list(VIDEO_TAGS),  # tag id -> tag
     "captions": lambda **_: list(CAPTION_WORDS),  # word id -> word
+    "translation": target_names,  # target token id -> word or digit
 }
 """Tasks whose integer labels have names (label id -> name), from their parameters."""
 
@@ -1521,6 +1526,19 @@ def task_label_names(name: str, **params: Any) -> list[str] | None:
     its labels are plain numbers.  A run keeps them (as its ``classes``) so
     that ``predict`` can print label strings."""
     fn = LABEL_NAMES.get(name)
+    return fn(**params) if fn is not None else None
+
+
+SOURCE_VOCABS: dict[str, Callable[..., Any]] = {
+    "translation": lambda direction="words_to_digits", **_: source_vocab(direction),
+}
+"""Tasks whose token inputs have names (a :class:`~rnnspec.data.text.Vocab`), from their parameters."""
+
+
+def task_vocab(name: str, **params: Any) -> Any:
+    """The vocabulary of task ``name``'s token inputs, or None.  A run keeps it
+    so that ``predict`` can read input text (e.g. "forty two") as ids."""
+    fn = SOURCE_VOCABS.get(name)
     return fn(**params) if fn is not None else None
 
 

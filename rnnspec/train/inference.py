@@ -222,7 +222,9 @@ def _seq2seq_row(r: Loaded, ids: list[int]) -> dict[str, Any]:
     """One decoded sequence, and as words when the run's tokens have names (e.g. a caption)."""
     row: dict[str, Any] = {"output": ids}
     if r.classes:
-        row["text"] = " ".join(r.classes[k] if k < len(r.classes) else str(k) for k in ids)
+        # single-character tokens (digits) read as one string, words with spaces between
+        sep = "" if all(len(v) == 1 for v in r.classes if not v.startswith("<")) else " "
+        row["text"] = sep.join(r.classes[k] if k < len(r.classes) else str(k) for k in ids)
     return row
 
 

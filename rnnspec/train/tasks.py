@@ -159,12 +159,12 @@ def _load_examples(spec: Spec, vocab: Optional[Vocab]) -> tuple[list[Example], O
     nc = _num_classes(spec)
     info: dict[str, Any] = {}
     if src == "task":
-        from rnnspec.data.synthetic import make_task, task_label_names
+        from rnnspec.data.synthetic import make_task, task_label_names, task_vocab
 
         exs = make_task(d.task, d.size, seed=t.seed, **d.params)  # type: ignore[arg-type]
         if not exs:
             raise DataError(f"task {d.task!r} produced no examples")
-        return list(exs), task_label_names(d.task, **d.params), None, info  # type: ignore[arg-type]
+        return list(exs), task_label_names(d.task, **d.params), task_vocab(d.task, **d.params), info  # type: ignore[arg-type]
     path = resolve_path(spec, getattr(d, src))
     if src == "csv":
         from rnnspec.data.tabular import load_tabular
@@ -400,6 +400,8 @@ def check_against_model(spec: Spec, data: TrainData) -> None:
                             _mpos(spec, *in_path))
     else:
         top = max((_max_token(p) for p in (data.train, data.validation, data.test) if p is not None), default=-1)
+        if data.vocab is not None:  # a named vocabulary: every id of it may come back at predict time
+            top = max(top, len(data.vocab) - 1)
         if inp.tokens is None or top >= inp.tokens:
             raise SpecError(f"the data are token ids 0..{top}; set the input to {{tokens: {top + 1}}} or more",
                             _mpos(spec, *in_path))

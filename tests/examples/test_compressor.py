@@ -29,14 +29,6 @@ PAPER_SEQUENCES = 5_000  # "13/17 runs < 5,000 sequences"
 REDUCED_SEQUENCES = 35_000
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _quiet(msg: str) -> None:
     pass
 

@@ -40,14 +40,6 @@ def _test_row(r: RunResult) -> dict:
     return rows[-1]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.mark.parametrize("name", JOB_SPECS)
 def test_job_example_checks_and_round_trips(name: str) -> None:
     from rnnspec.spec.dump import dump_rnn, dump_yaml

@@ -60,14 +60,6 @@ def _seed(r: RunResult) -> int:
     return spec.train.seed
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.mark.parametrize("name", NETWORK_TYPE_SPECS)
 def test_network_type_example_checks_and_round_trips(name: str) -> None:
     from rnnspec.spec.dump import dump_rnn, dump_yaml

@@ -25,14 +25,6 @@ SPEC = Path(__file__).resolve().parents[2] / "specs" / "examples" / "nnpda_anbn.
 PDA_LINE = "    block  pda(controller=feedforward, hidden=16, stack_width=4, stack_depth=128)\n"
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def recognized(net: torch.nn.Module, lo: int, hi: int, count: int = 1000, seed: int = 99) -> float:
     """Share of fresh strings S a^n b^n (n uniform in lo..hi) whose every
     next-symbol prediction is right (all four channels, every step)."""

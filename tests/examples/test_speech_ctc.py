@@ -14,7 +14,6 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
 
 import rnnspec
 from rnnspec.cli import main
@@ -24,14 +23,6 @@ from rnnspec.train.ctc import label_errors
 from rnnspec.train.loop import train
 
 SPEC = Path(__file__).resolve().parents[2] / "specs" / "examples" / "speech_ctc.rnn"
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def test_speech_example_checks_and_round_trips() -> None:
