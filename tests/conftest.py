@@ -25,3 +25,35 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture
+def run_standalone(tmp_path):  # noqa: ANN201 - returns the runner
+    """Run a module written by ``rnnspec compile -o`` into ``tmp_path`` in a
+    fresh interpreter where importing rnnspec fails: the module must stand
+    alone.  ``run(module, state_dict, inputs, body)`` loads the weights into
+    ``module.Model()`` as ``m``, the inputs as ``inp``, runs ``body`` (which
+    sets ``out``) and returns ``out``."""
+    import subprocess
+    import sys
+
+    def run(module: str, state_dict: dict, inputs: object, body: str) -> object:
+        torch.save(state_dict, tmp_path / "weights.pt")
+        torch.save(inputs, tmp_path / "inputs.pt")
+        script = "\n".join([
+            "import sys",
+            "sys.modules['rnnspec'] = None  # importing rnnspec now fails",
+            f"sys.path.insert(0, {str(tmp_path)!r})",
+            f"import torch, {module}",
+            f"m = {module}.Model()",
+            f"m.load_state_dict(torch.load({str(tmp_path / 'weights.pt')!r}))",
+            f"inp = torch.load({str(tmp_path / 'inputs.pt')!r})",
+            body,
+            f"torch.save(out, {str(tmp_path / 'out.pt')!r})",
+        ])
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+        r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=tmp_path)
+        assert r.returncode == 0, r.stderr
+        return torch.load(tmp_path / "out.pt")
+
+    return run

@@ -3,9 +3,6 @@ imports where rnnspec is not installed."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import torch
@@ -30,34 +27,17 @@ network mixed {
 """
 
 
-def test_generated_module_matches_in_process(tmp_path: Path) -> None:
+def test_generated_module_matches_in_process(tmp_path: Path, run_standalone) -> None:  # noqa: ANN001
     spec = rnnspec.loads(SPEC, fmt="rnn")
     path = tmp_path / "mixed_model.py"
     path.write_text(generate(spec, "mixed.rnn"))
     torch.manual_seed(0)
     net = rnnspec.compile(spec)
-    torch.save(net.state_dict(), tmp_path / "weights.pt")
     x = torch.randint(0, 11, (7, 3))
     lengths = torch.tensor([7, 2, 5])
-    torch.save({"x": x, "lengths": lengths}, tmp_path / "inputs.pt")
     expected, _ = net(x, lengths=lengths)
-
-    # A fresh interpreter that cannot import rnnspec at all.
-    script = f"""
-import sys
-sys.modules['rnnspec'] = None  # importing rnnspec now fails
-sys.path.insert(0, {str(tmp_path)!r})
-import torch, mixed_model
-m = mixed_model.Model()
-m.load_state_dict(torch.load({str(tmp_path / 'weights.pt')!r}))
-inp = torch.load({str(tmp_path / 'inputs.pt')!r})
-y, _ = m(inp['x'], lengths=inp['lengths'])
-torch.save(y, {str(tmp_path / 'out.pt')!r})
-"""
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=tmp_path)
-    assert r.returncode == 0, r.stderr
-    got = torch.load(tmp_path / "out.pt")
+    got = run_standalone("mixed_model", net.state_dict(), {"x": x, "lengths": lengths},
+                         "out, _ = m(inp['x'], lengths=inp['lengths'])")
     torch.testing.assert_close(got, expected.detach(), rtol=0, atol=0)
 
 
@@ -85,26 +65,12 @@ network mem {
 """
 
 
-def test_generated_module_carries_memory_blocks(tmp_path: Path) -> None:
+def test_generated_module_carries_memory_blocks(tmp_path: Path, run_standalone) -> None:  # noqa: ANN001
     spec = rnnspec.loads(BLOCKS, fmt="rnn")
     (tmp_path / "mem_model.py").write_text(generate(spec, "mem.rnn"))
     torch.manual_seed(0)
     net = rnnspec.compile(spec)
-    torch.save(net.state_dict(), tmp_path / "weights.pt")
     x = torch.randn(5, 2, 5)
-    torch.save(x, tmp_path / "x.pt")
     expected, _ = net(x)
-    script = f"""
-import sys
-sys.modules['rnnspec'] = None
-sys.path.insert(0, {str(tmp_path)!r})
-import torch, mem_model
-m = mem_model.Model()
-m.load_state_dict(torch.load({str(tmp_path / 'weights.pt')!r}))
-y, _ = m(torch.load({str(tmp_path / 'x.pt')!r}))
-torch.save(y, {str(tmp_path / 'out.pt')!r})
-"""
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=tmp_path)
-    assert r.returncode == 0, r.stderr
-    torch.testing.assert_close(torch.load(tmp_path / "out.pt"), expected.detach(), rtol=0, atol=0)
+    got = run_standalone("mem_model", net.state_dict(), x, "out, _ = m(inp)")
+    torch.testing.assert_close(got, expected.detach(), rtol=0, atol=0)

@@ -3,9 +3,6 @@ update and block-triangular recurrence, state carried over chunks, padding,
 generated module."""
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -149,7 +146,7 @@ def test_chunked_run_equals_whole_run_and_padding_is_ignored() -> None:
     torch.testing.assert_close(torch.cat([first, second]), y)
 
 
-def test_generated_module_equals_in_process(tmp_path: Path) -> None:
+def test_generated_module_equals_in_process(tmp_path: Path, run_standalone) -> None:  # noqa: ANN001
     """``rnnspec compile -o`` carries both new blocks (a reservoir feeding a
     clockwork layer); the generated module, run in two chunks where rnnspec
     cannot be imported, equals the in-process network run whole."""
@@ -158,26 +155,10 @@ def test_generated_module_equals_in_process(tmp_path: Path) -> None:
     (tmp_path / "cw_model.py").write_text(generate(spec, "cw.rnn"))
     torch.manual_seed(0)
     net = rnnspec.compile(spec)
-    torch.save(net.state_dict(), tmp_path / "weights.pt")
     x = torch.randn(9, 2, 3)
-    torch.save(x, tmp_path / "x.pt")
     expected, state = net(x)
-    script = f"""
-import sys
-sys.modules['rnnspec'] = None
-sys.path.insert(0, {str(tmp_path)!r})
-import torch, cw_model
-m = cw_model.Model()
-m.load_state_dict(torch.load({str(tmp_path / 'weights.pt')!r}))
-x = torch.load({str(tmp_path / 'x.pt')!r})
-a, s = m(x[:4])
-b, s = m(x[4:], s)
-torch.save((torch.cat([a, b]), s[1].t), {str(tmp_path / 'out.pt')!r})
-"""
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=tmp_path)
-    assert r.returncode == 0, r.stderr
-    y, t = torch.load(tmp_path / "out.pt")
+    y, t = run_standalone("cw_model", net.state_dict(), x,
+                          "a, s = m(inp[:4])\nb, s = m(inp[4:], s)\nout = (torch.cat([a, b]), s[1].t)")
     # chunks of 4 and 5 steps hoist the input products as GEMMs of other
     # shapes than the whole run (and the child may use more threads): equal
     # up to float32 rounding, not bit for bit

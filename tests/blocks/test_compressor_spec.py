@@ -3,9 +3,6 @@ layer: both formats, located errors, the surprise gate, state, padding, the
 auxiliary prediction loss, and the standalone module."""
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -223,30 +220,15 @@ def test_trainer_adds_and_logs_the_aux_loss(tmp_path: Path) -> None:
     assert not torch.equal(_layer(after).block.predict.weight, _layer(before).block.predict.weight)
 
 
-def test_generated_module_matches_in_process(tmp_path: Path) -> None:
+def test_generated_module_matches_in_process(tmp_path: Path, run_standalone) -> None:  # noqa: ANN001
     spec = rnnspec.loads(RNN, "rnn")
     (tmp_path / "hc_model.py").write_text(generate(spec, "hc.rnn"))
     torch.manual_seed(0)
     net = rnnspec.compile(spec)
     _steering(_layer(net).block, favoured=2)
-    torch.save(net.state_dict(), tmp_path / "weights.pt")
     ids = torch.randint(0, 6, (9, 3))
     ids[ids % 2 == 0] = 2
-    torch.save(ids, tmp_path / "ids.pt")
     expected, state = net(ids)
-    script = f"""
-import sys
-sys.modules['rnnspec'] = None
-sys.path.insert(0, {str(tmp_path)!r})
-import torch, hc_model
-m = hc_model.Model()
-m.load_state_dict(torch.load({str(tmp_path / 'weights.pt')!r}))
-y, st = m(torch.load({str(tmp_path / 'ids.pt')!r}))
-torch.save((y, st.ticks), {str(tmp_path / 'out.pt')!r})
-"""
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=tmp_path)
-    assert r.returncode == 0, r.stderr
-    y, ticks = torch.load(tmp_path / "out.pt")
+    y, ticks = run_standalone("hc_model", net.state_dict(), ids, "y, st = m(inp)\nout = (y, st.ticks)")
     torch.testing.assert_close(y, expected.detach(), rtol=0, atol=0)
     assert torch.equal(ticks, state.ticks) and 1 < float(ticks.mean()) < 9

@@ -4,9 +4,6 @@ library cell as the composition, and ``rnnspec compile -o`` writes a module
 that computes what the in-process network computes."""
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -112,27 +109,12 @@ network m {
     assert "outputs 16 values at hidden=8" in e.message and (e.pos.line, e.pos.col) == (7, col), (e.pos, e.message)  # type: ignore[union-attr]
 
 
-def test_compiled_module_equals_the_in_process_network(tmp_path: Path) -> None:
+def test_compiled_module_equals_the_in_process_network(tmp_path: Path, run_standalone) -> None:  # noqa: ANN001
     spec = rnnspec.loads(RNN, "rnn")
     (tmp_path / "arith_model.py").write_text(generate(spec, "arith.rnn"))
     torch.manual_seed(0)
     net = rnnspec.compile(spec)
-    torch.save(net.state_dict(), tmp_path / "weights.pt")
     b = collate(S.make_arithmetic(5, seed=1, lengths=[1, 4, 7]))
-    torch.save((b.x, b.lengths), tmp_path / "x.pt")
     expected, _ = net(b.x, lengths=b.lengths)
-    script = f"""
-import sys
-sys.modules['rnnspec'] = None
-sys.path.insert(0, {str(tmp_path)!r})
-import torch, arith_model
-m = arith_model.Model()
-m.load_state_dict(torch.load({str(tmp_path / 'weights.pt')!r}))
-x, lengths = torch.load({str(tmp_path / 'x.pt')!r})
-y, _ = m(x, lengths=lengths)
-torch.save(y, {str(tmp_path / 'out.pt')!r})
-"""
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=tmp_path)
-    assert r.returncode == 0, r.stderr
-    torch.testing.assert_close(torch.load(tmp_path / "out.pt"), expected.detach(), rtol=0, atol=0)
+    got = run_standalone("arith_model", net.state_dict(), (b.x, b.lengths), "out, _ = m(inp[0], lengths=inp[1])")
+    torch.testing.assert_close(got, expected.detach(), rtol=0, atol=0)

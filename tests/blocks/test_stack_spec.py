@@ -2,10 +2,7 @@
 errors, `rnnspec compile -o`, padding and resumable state."""
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -125,31 +122,17 @@ def test_bad_fields_are_located_in_rnn(args: str, message: str, culprit: str | N
     assert re.search(message, err.message), err.message
 
 
-def test_compile_o_writes_a_module_that_matches_in_process(tmp_path: Path) -> None:
+def test_compile_o_writes_a_module_that_matches_in_process(tmp_path: Path, run_standalone) -> None:  # noqa: ANN001
     src = tmp_path / "stacks.rnn"
     src.write_text(RNN)
     out = tmp_path / "stacks_model.py"
     assert main(["compile", str(src), "-o", str(out)]) == 0
     torch.manual_seed(0)
     net = rnnspec.compile(rnnspec.load(src))
-    torch.save(net.state_dict(), tmp_path / "weights.pt")
     x = torch.randn(9, 3, 3)
-    torch.save(x, tmp_path / "x.pt")
     expected, _ = net(x)
-    script = f"""
-import sys
-sys.modules['rnnspec'] = None
-sys.path.insert(0, {str(tmp_path)!r})
-import torch, stacks_model
-m = stacks_model.Model()
-m.load_state_dict(torch.load({str(tmp_path / 'weights.pt')!r}))
-y, _ = m(torch.load({str(tmp_path / 'x.pt')!r}))
-torch.save(y, {str(tmp_path / 'out.pt')!r})
-"""
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=tmp_path)
-    assert r.returncode == 0, r.stderr
-    torch.testing.assert_close(torch.load(tmp_path / "out.pt"), expected.detach(), rtol=0, atol=0)
+    got = run_standalone("stacks_model", net.state_dict(), x, "out, _ = m(inp)")
+    torch.testing.assert_close(got, expected.detach(), rtol=0, atol=0)
 
 
 def test_chunked_run_with_returned_state_equals_whole_run() -> None:
