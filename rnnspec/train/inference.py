@@ -180,10 +180,17 @@ def predict(run: str | Path, inputs: str | Path, output: str | Path, which: str 
                 preds.append(row)
             elif obj == "tag":
                 steps = yi[:n]
-                if r.ckpt.get("loss") == "bce":
-                    preds.append({"labels": [[j for j in range(steps.shape[-1]) if steps[s, j] > 0] for s in range(n)]})
+                if r.ckpt.get("loss") == "bce":  # several tags a step: those scored above 0.5
+                    labels: list[Any] = [[j for j in range(steps.shape[-1]) if steps[s, j] > 0] for s in range(n)]
+                    row = {"labels": labels}
+                    if r.classes:
+                        row["tags"] = [[_name(r, j) for j in step] for step in labels]
                 else:
-                    preds.append({"labels": steps.argmax(-1).tolist()})
+                    labels = steps.argmax(-1).tolist()
+                    row = {"labels": labels}
+                    if r.classes:
+                        row["tags"] = [_name(r, j) for j in labels]
+                preds.append(row)
             elif obj == "regress":
                 v = yi[:n] if yi.dim() == 2 and m.output is not None and m.output.every_step and _per_step(r) else (
                     yi[n - 1] if yi.dim() == 2 else yi)
@@ -203,6 +210,11 @@ def predict(run: str | Path, inputs: str | Path, output: str | Path, which: str 
         row["index"] = i
     _write(Path(output), preds)
     return len(preds)
+
+
+def _name(r: Loaded, k: int) -> str:
+    assert r.classes is not None
+    return r.classes[k] if k < len(r.classes) else str(k)
 
 
 def _ctc_row(r: Loaded, scores: "torch.Tensor") -> dict[str, Any]:

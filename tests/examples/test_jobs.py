@@ -111,6 +111,12 @@ def test_video_tagging_job(tmp_path: Path) -> None:
     acc = lambda p, cols: float((p[:, cols] == want[:, cols]).float().mean())  # noqa: E731
     dirs = list(range(3, k))
     assert acc(pm, dirs) > acc(pf, dirs) + 0.1
+    # `rnnspec predict` names the tags of each clip's last frame
+    np.save(tmp_path / "clips.npy", torch.stack([ex.x for ex in part[:5]]).numpy())
+    assert predict(tmp_path / "run", tmp_path / "clips.npy", tmp_path / "tags.jsonl") == 5
+    rows = [json.loads(line) for line in (tmp_path / "tags.jsonl").read_text().splitlines()]
+    for row, p in zip(rows, pm[:5]):
+        assert row["tags"][-1] == [VIDEO_TAGS[j] for j in range(k) if p[j]]
 
 
 # ---------------------------------------------------------------- image description
