@@ -15,7 +15,7 @@ from torch import Tensor, nn
 from rnnspec.backends.runtime import LayerGroup, Network, Recurrent, Runner
 from rnnspec.backends.torch_backend import Cell, pick_runner
 from rnnspec.errors import SpecError
-from rnnspec.ir.cell import CellIR
+from rnnspec.ir.cell import CellIR, parse_init_text
 from rnnspec.spec.loader import cell_ir, compressor_irs, layer_irs, load
 from rnnspec.spec.blocks_model import BlockSpec
 from rnnspec.spec.model import LayerSpec, Spec
@@ -23,12 +23,22 @@ from rnnspec.spec.model import LayerSpec, Spec
 BACKENDS = ("auto", "torch", "triton")
 
 
+def learned_init(spec: LayerSpec) -> tuple[str, tuple[float, ...]]:
+    """The initializer of a learned initial state (``initial_init``, default zeros)."""
+    if spec.initial_init is None:
+        return ("zeros", ())
+    init = parse_init_text(spec.initial_init, None)
+    return (init.name, init.args)
+
+
 class CompiledGroup(LayerGroup):
     """A layer group that picks its recurrence runner (Triton or torch) per call."""
 
     def __init__(self, spec: LayerSpec, irs: Sequence[CellIR], backend: str = "auto") -> None:
         dirs = 2 if spec.bidirectional else 1
-        super().__init__([[Cell(ir, heads=spec.heads) for _ in range(dirs)] for ir in irs], spec.merge, spec.dropout)
+        learned = [name for name, _ in irs[0].states] if spec.initial_state == "learned" else None
+        super().__init__([[Cell(ir, heads=spec.heads) for _ in range(dirs)] for ir in irs], spec.merge, spec.dropout,
+                         learned, learned_init(spec))
         self.spec = spec
         self.backend = backend
 

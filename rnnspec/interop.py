@@ -77,6 +77,9 @@ def to_torch(net: Network) -> nn.RNNBase:
     ir0 = group.layers[0][0].ir
     if spec.merge != "concat" or spec.heads != 1:
         raise SpecError("to_torch: torch.nn modules only concatenate directions and have no heads")
+    if spec.initial_state != "zeros":
+        raise SpecError("to_torch: torch.nn modules start from a zero state and have no learned initial state "
+                        "(initial_state: learned); pass the state (net's rnn.groups.0.initial, broadcast) as h0")
     kwargs = dict(
         input_size=ir0.inputs[0][1],
         hidden_size=spec.hidden,

@@ -171,9 +171,18 @@ class LayerGroup(nn.Module):
 
     Its state has torch.nn's layout: one tensor [depth*dirs, B, size] per
     state variable; a cell with one state gives that tensor alone (as
-    torch.nn.RNN/GRU), with several a tuple (as LSTM's (h, c))."""
+    torch.nn.RNN/GRU), with several a tuple (as LSTM's (h, c)).
 
-    def __init__(self, layers: Sequence[Sequence[nn.Module]], merge: str = "concat", dropout: float = 0.0) -> None:
+    ``learned`` names the state variables (in the cells' order) whose initial
+    value is trained (``initial_state: learned``): parameter
+    ``initial.<name>`` [depth*dirs, size], row ``layer*dirs + direction``,
+    broadcast over the batch where the caller gives no state (a given state
+    overrides it), filled first by ``learned_init`` (an initializer name and
+    its arguments, see :func:`init_param`).  Without it a sequence starts
+    from zeros, as torch.nn's."""
+
+    def __init__(self, layers: Sequence[Sequence[nn.Module]], merge: str = "concat", dropout: float = 0.0,
+                 learned: Optional[Sequence[str]] = None, learned_init: Tuple[str, Sequence[float]] = ("zeros", ())) -> None:
         super().__init__()
         self.layers = nn.ModuleList(nn.ModuleList(cells) for cells in layers)
         self.dirs = len(layers[0])
@@ -182,15 +191,36 @@ class LayerGroup(nn.Module):
         self.state_sizes = list(layers[0][0].state_sizes)
         last = layers[-1][0].output_size
         self.output_size = last * (2 if self.dirs == 2 and merge == "concat" else 1)
+        self.initial: Optional[nn.ParameterDict] = None
+        if learned is not None:
+            if len(learned) != len(self.state_sizes):
+                raise ValueError(f"learned names {len(learned)} state(s), the cell has {len(self.state_sizes)}")
+            rows = len(layers) * self.dirs
+            self.initial = nn.ParameterDict(
+                {name: nn.Parameter(torch.zeros(rows, size)) for name, size in zip(learned, self.state_sizes)}
+            )
+            for p in self.initial.values():
+                init_param(p, learned_init[0], learned_init[1], self.state_sizes[0])
 
     def runner(self, x: Tensor) -> Runner:
         return run_direction
+
+    def start_state(self, batch: int, like: Tensor) -> List[List[List[Tensor]]]:
+        """Where no state is given: zeros, or the learned initial state
+        broadcast over the batch ([layer][direction][state variable])."""
+        if self.initial is None:
+            return [[[like.new_zeros(batch, s) for s in self.state_sizes] for _ in range(self.dirs)] for _ in self.layers]
+        params = [p.to(dtype=like.dtype, device=like.device) for p in self.initial.values()]
+        return [
+            [[p[i * self.dirs + d].unsqueeze(0).expand(batch, -1) for p in params] for d in range(self.dirs)]
+            for i in range(len(self.layers))
+        ]
 
     def split_state(self, state: Optional[State], batch: int, like: Tensor) -> List[List[List[Tensor]]]:
         """torch layout -> [layer][direction][state variable] tensors [B, size]."""
         n = len(self.layers) * self.dirs
         if state is None:
-            return [[[like.new_zeros(batch, s) for s in self.state_sizes] for _ in range(self.dirs)] for _ in self.layers]
+            return self.start_state(batch, like)
         parts = (state,) if isinstance(state, Tensor) else tuple(state)
         if len(parts) != len(self.state_sizes):
             raise ValueError(f"expected {len(self.state_sizes)} state tensor(s), got {len(parts)}")

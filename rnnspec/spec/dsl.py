@@ -18,7 +18,7 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 from rnnspec.errors import Pos, SpecError, remember_source
 from rnnspec.ir.expr import BinOp, Call, Equation, Expr, Neg, Num, Var
 from rnnspec.spec import limits
-from rnnspec.spec.source import Raw, SourceMap
+from rnnspec.spec.source import Raw, SourceMap, TextMap
 
 _TOKEN_WORDS = {
     "NAME": "a name",
@@ -72,22 +72,41 @@ def _describe_expected(expected: set[str]) -> str:
 
 
 class _Offset:
-    """Maps positions inside an embedded string to the enclosing file."""
+    """Maps positions inside an embedded string to the enclosing file.
 
-    def __init__(self, base: Pos, block: bool = False, colmap: list[int] | None = None) -> None:
-        self.base, self.block, self.colmap = base, block, colmap
+    With a :class:`TextMap` (YAML strings: quoted, folded, block scalars) a
+    (line, col) in ``text`` becomes a character offset, and the map says where
+    that character was written.  Without one, ``text`` sits in the file as is
+    from ``base`` on (a .rnn file, or one line of it)."""
+
+    def __init__(self, base: Pos, chars: TextMap | None = None, text: str = "") -> None:
+        self.base, self.chars = base, chars
+        # Lark counts lines by "\n" only; offsets of each line's first character
+        self.starts = [0] + [i + 1 for i, ch in enumerate(text) if ch == "\n"] if chars is not None else []
 
     def __call__(self, line: int, col: int) -> Pos:
         b = self.base
         if b.line <= 0:
             return Pos(b.file, 0, 0)
-        if self.colmap and line <= 1:
-            k = col - 1
-            src = self.colmap[k] if k < len(self.colmap) else (self.colmap[-1] + 1 + k - len(self.colmap))
-            return Pos(b.file, b.line, b.col + src)
-        if line <= 1 or self.block:
-            return Pos(b.file, b.line + line - 1, b.col + col - 1)
+        if self.chars is not None:
+            start = self.starts[min(max(line, 1), len(self.starts)) - 1]
+            src_line, src_col = self.chars.locate(start + col - 1)
+            return Pos(b.file, src_line, src_col)
+        if line <= 1:
+            return Pos(b.file, b.line, b.col + col - 1)
         return Pos(b.file, b.line + line - 1, col)
+
+    def span(self, line: int, col: int, end_line: int, end_col: int) -> Pos:
+        """Position of text from (line, col) up to (end_line, end_col), exclusive;
+        the end is kept where both ends land on one line of the file."""
+        p = self(line, col)
+        if end_line == line or self.chars is not None:
+            q = self(end_line, end_col)
+            if q.line == p.line and q.col > p.col:
+                return Pos(p.file, p.line, p.col, q.col)
+        if p.line <= 0:
+            return p
+        return Pos(p.file, p.line, p.col, p.col + 1)
 
 
 def _parse(text: str, start: str, at: _Offset, what: str) -> Tree:
@@ -122,7 +141,7 @@ def _syntax_error(e: UnexpectedInput, text: str, at: _Offset, what: str) -> Spec
             return SpecError(f"{what} ends too early; expected {_describe_expected(e.expected)}", at(line, col))
         return SpecError(
             f"unexpected {tok.value!r} in {what}; expected {_describe_expected(e.expected)}",
-            _with_end(at(tok.line, tok.column), len(str(tok.value))),
+            at.span(tok.line, tok.column, tok.line, tok.column + max(1, len(str(tok.value)))),
         )
     if isinstance(e, UnexpectedCharacters):
         ch = text[e.pos_in_stream] if e.pos_in_stream < len(text) else "?"
@@ -141,10 +160,6 @@ def _end_of(text: str) -> tuple[int, int]:
     return line, len(body.rsplit("\n", 1)[-1]) + 1
 
 
-def _with_end(p: Pos, width: int) -> Pos:
-    return Pos(p.file, p.line, p.col, p.col + max(1, width))
-
-
 # ---------------------------------------------------------------- expressions
 
 class _Builder:
@@ -155,13 +170,12 @@ class _Builder:
 
     def pos(self, item: Tree | Token) -> Pos:
         if isinstance(item, Token):
-            return _with_end(self.at(item.line or 1, item.column or 1), len(item.value))
+            line, col = item.line or 1, item.column or 1
+            return self.at.span(line, col, line, col + max(1, len(item.value)))
         meta = item.meta
         if getattr(meta, "empty", True):
             return self.at(1, 1)
-        p = self.at(meta.line, meta.column)
-        end = meta.end_column if meta.end_line == meta.line else p.col + 1
-        return Pos(p.file, p.line, p.col, (p.col - meta.column) + end if meta.end_line == meta.line else end)
+        return self.at.span(meta.line, meta.column, meta.end_line, meta.end_column)
 
     def expr(self, t: Tree | Token) -> Expr:
         if isinstance(t, Token):  # parenthesised single token never reaches here; defensive
@@ -214,8 +228,10 @@ def _num_text(t: Tree | Token) -> str:
     return str(int(v)) if v.is_integer() else repr(v)
 
 
-def parse_equation(text: str, base: Pos, block: bool = False, colmap: list[int] | None = None) -> Equation:
-    at = _Offset(base, block, colmap)
+def parse_equation(text: str, base: Pos, chars: TextMap | None = None) -> Equation:
+    """One equation; ``chars`` says where each character of ``text`` was
+    written (a YAML string), else ``text`` starts at ``base`` in the file."""
+    at = _Offset(base, chars, text)
     tree = _parse(text, "equation_only", at, "equation")
     return _Builder(at).equation(tree.children[0])
 
@@ -370,7 +386,8 @@ class _FileBuilder(_Builder):
             self.put(("model", "layers"), None, self.pos(t), self.pos(t))
             model["layers"] = layers
 
-    _LAYER_FIELDS = {"hidden", "heads", "bias", "depth", "dropout", "merge", "bidirectional"}
+    _LAYER_FIELDS = {"hidden", "heads", "bias", "depth", "dropout", "merge", "bidirectional", "initial_state",
+                     "initial_init"}
 
     def layer(self, s: Tree, path: tuple) -> dict[str, Any]:
         call, *flags = s.children

@@ -84,6 +84,10 @@ def _layer(layer: LayerSpec | BlockSpec) -> str:
         named["heads"] = layer.heads
     if not layer.bias:
         named["bias"] = False
+    if layer.initial_state != "zeros":
+        named["initial_state"] = layer.initial_state
+    if layer.initial_init is not None:
+        named["initial_init"] = layer.initial_init
     named.update(layer.args)
     text = "    layer " + _call(layer.cell, None, named)
     if layer.bidirectional:

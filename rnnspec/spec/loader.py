@@ -14,13 +14,13 @@ from typing import Any, Iterable, Optional
 from pydantic import BaseModel, ValidationError
 
 from rnnspec.errors import Pos, SpecError, did_you_mean, remember_source
-from rnnspec.ir.cell import CellIR, build_cell
+from rnnspec.ir.cell import CellIR, build_cell, parse_init_text
 from rnnspec.ir.expr import Equation, equation_source
 from rnnspec.spec import limits
 from rnnspec.spec.dsl import load_rnn, parse_equation, parse_init, parse_shape
 from rnnspec.spec.blocks_model import BlockSpec
 from rnnspec.spec.model import CellDef, LayerSpec, Spec
-from rnnspec.spec.source import Raw, SourceMap
+from rnnspec.spec.source import Raw, SourceMap, TextMap
 from rnnspec.spec.yaml_source import check_text, load_yaml
 
 FORMATS = {".yaml": "yaml", ".yml": "yaml", ".rnn": "rnn"}
@@ -148,24 +148,36 @@ def _prepare_cells(raw: Raw) -> tuple[dict[str, Any], dict[str, list[Equation]]]
 def _equations(eqs: Any, path: tuple, where: SourceMap) -> list[Equation] | None:
     if isinstance(eqs, str):  # one block of text, one equation per line
         base = where.value(path)
-        block = path in where.blocks
+        chars = _chars(where, path)
         items: list[Equation] = []
-        for k, line in enumerate(eqs.splitlines()):
+        offset = 0
+        for line in eqs.splitlines(keepends=True):
             body = line.split("#", 1)[0]
             if body.strip():
-                indent = len(body) - len(body.lstrip())
-                col = (base.col if (k == 0 or block) else 1) + indent
-                items.append(parse_equation(body.strip(), Pos(base.file, base.line + k, col)))
+                begin = offset + len(body) - len(body.lstrip())
+                text = body.strip()
+                items.append(parse_equation(text, base, chars.sub(begin, begin + len(text))))
+            offset += len(line)
         return items
     if not isinstance(eqs, list):
         return None
     parsed = [
-        parse_equation(e, where.value(path + (i,)), path + (i,) in where.blocks, where.colmaps.get(path + (i,)))
+        parse_equation(e, where.value(path + (i,)), _chars(where, path + (i,)))
         if isinstance(e, str)
         else e
         for i, e in enumerate(eqs)
     ]
     return parsed if all(isinstance(e, Equation) for e in parsed) else None
+
+
+def _chars(where: SourceMap, path: tuple) -> TextMap:
+    """Where each character of the string at ``path`` was written; a string
+    with no map (none is expected from either front end) is located at its start."""
+    chars = where.text(path)
+    if chars is None:
+        base = where.value(path)
+        chars = TextMap((), (base.line, base.col))
+    return chars
 
 
 def _param_decl(decl: Any, path: tuple, where: SourceMap) -> Any:
@@ -486,6 +498,8 @@ def layer_irs(spec: Spec) -> list[Optional[CellIR]]:
                 raise
             # A library cell failed at these sizes: point at the layer that chose them.
             raise SpecError(f"layer {i} ({layer.cell}): {e.message}", where.value(path + ("cell",)), also=[e]) from None
+        if layer.initial_init is not None:
+            check_initial_init(layer, where, path)
         if layer.heads > 1:
             for sname, ssize in ir.states:
                 if ssize % layer.heads:
@@ -494,6 +508,14 @@ def layer_irs(spec: Spec) -> list[Optional[CellIR]]:
         out.append(ir)
         size = ir.output_size * (2 if layer.bidirectional and layer.merge == "concat" else 1)
     return out
+
+
+def check_initial_init(layer: LayerSpec, where: SourceMap, path: tuple) -> None:
+    """``initial_init`` is an initializer (as a param's) of a learned initial state."""
+    at = where.value(path + ("initial_init",))
+    if layer.initial_state != "learned":
+        raise SpecError("initial_init applies to a learned initial state (add initial_state: learned)", at)
+    parse_init_text(str(layer.initial_init), at)
 
 
 def check_spec(spec: Spec) -> None:

@@ -87,6 +87,9 @@ class LayerSpec(Strict):
     merge: Literal["concat", "sum"] = "concat"
     heads: PositiveInt = 1
     bias: bool = True
+    # zeros (torch.nn's start) or a trained start state per layer and direction
+    initial_state: Literal["zeros", "learned"] = "zeros"
+    initial_init: Optional[str] = None  # the learned state's initializer (as a param's); default zeros
     args: dict[str, int | float | str] = Field(default_factory=dict)
 
 

@@ -5,14 +5,18 @@ code), and ends hostile files fast (size, binary, nesting, alias bombs).
 from __future__ import annotations
 
 import re
-from typing import Any
+from functools import partial
+from typing import Any, Optional
 
 import yaml
+from yaml.error import Mark
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from yaml.tokens import ScalarToken
 
 from rnnspec.errors import Pos, SpecError
 from rnnspec.spec import limits
-from rnnspec.spec.source import Raw, SourceMap
+from rnnspec.spec.source import Raw, SourceMap, TextMap
+from rnnspec.spec.yaml_chars import scalar_points
 
 _STANDARD_TAGS = {
     "tag:yaml.org,2002:str",
@@ -32,6 +36,25 @@ class _Loader(yaml.SafeLoader):
         super().__init__(stream)
         self._depth = 0
         self._filename = filename
+        # Each scalar token, by the buffer offset where it ends (as its node
+        # does): where the token itself starts (after any anchor or tag) and
+        # the scanner's indentation level then, which a block scalar's
+        # indentation indicator (|2) counts from.  Read by yaml_chars.
+        self.scalar_heads: dict[int, tuple[Mark, int]] = {}
+
+    def _note(self, token: ScalarToken, indent: int) -> ScalarToken:
+        self.scalar_heads[token.end_mark.pointer] = (token.start_mark, indent)
+        return token
+
+    def scan_plain(self) -> ScalarToken:  # type: ignore[override]
+        return self._note(super().scan_plain(), self.indent)
+
+    def scan_flow_scalar(self, style: str) -> ScalarToken:  # type: ignore[override]
+        return self._note(super().scan_flow_scalar(style), self.indent)
+
+    def scan_block_scalar(self, style: str) -> ScalarToken:  # type: ignore[override]
+        indent = self.indent  # before the scan: the block's parent level
+        return self._note(super().scan_block_scalar(style), indent)
 
     def compose_node(self, parent: Node | None, index: Any) -> Node:  # type: ignore[override]
         self._depth += 1
@@ -74,19 +97,12 @@ def _pos(filename: str, node: Node) -> Pos:
     return Pos(filename, m.line + 1, col, end)
 
 
-def _column_map(raw: str, style: str) -> list[int]:
-    """Offset in ``raw`` (the source between the quotes) of each value character."""
-    out: list[int] = []
-    i = 0
-    while i < len(raw):
-        out.append(i)
-        if style == "'" and raw.startswith("''", i):
-            i += 2
-        elif style == '"' and raw[i] == "\\" and i + 1 < len(raw):
-            i += {"x": 4, "u": 6, "U": 10}.get(raw[i + 1], 2)
-        else:
-            i += 1
-    return out
+def _text_map(node: ScalarNode, head: Optional[tuple[Mark, int]], start: Pos) -> TextMap:
+    """Where each character of a string scalar was written.  Where the source
+    cannot be read back to the value (see yaml_chars), the map is empty and
+    every offset falls back to the scalar's start: coarse, never wrong."""
+    points = scalar_points(node, head)
+    return TextMap(tuple(points or ()), (start.line, start.col))
 
 
 def check_text(data: bytes | str, filename: str) -> str:
@@ -188,10 +204,9 @@ def _convert(node: Node, path: tuple, where: SourceMap, loader: _Loader, budget:
     if isinstance(node, SequenceNode):
         return [_convert(item, path + (i,), where, loader, budget) for i, item in enumerate(node.value)]
     if isinstance(node, ScalarNode):
-        if node.style in ("|", ">"):
-            where.blocks.add(path)
-        elif node.style in ("'", '"') and node.start_mark.line == node.end_mark.line and node.start_mark.buffer:
-            raw = node.start_mark.buffer[node.start_mark.pointer + 1 : node.end_mark.pointer - 1]
-            where.colmaps[path] = _column_map(raw, node.style)
-        return loader.construct_object(node, deep=True)
+        value = loader.construct_object(node, deep=True)
+        if isinstance(value, str):  # built lazily: only equations and the like are ever looked into
+            head = loader.scalar_heads.get(node.end_mark.pointer)
+            where.texts[path] = partial(_text_map, node, head, where.values[path])
+        return value
     raise SpecError("unsupported YAML node", _pos(where.file, node))

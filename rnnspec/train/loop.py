@@ -38,6 +38,7 @@ import torch
 from torch import nn
 
 from rnnspec import __version__
+from rnnspec.backends.runtime import LayerGroup
 from rnnspec.data.text import Vocab
 from rnnspec.errors import Pos, SpecError
 from rnnspec.spec.dump import dump_yaml
@@ -371,7 +372,11 @@ def _train(spec: Spec, dist: D.Dist, payload: Optional[dict[str, Any]], *, run_d
     raw = build_model(spec, obj.name).to(device)
     net: nn.Module = raw
     if dist.enabled:
-        net = nn.parallel.DistributedDataParallel(raw, device_ids=[device] if device.type == "cuda" else None)
+        # A learned initial state (initial_state: learned) takes part in a sequence's first chunk only: later
+        # chunks and a carried stream leave it out of the graph, which DDP must be told.
+        learned = any(isinstance(m, LayerGroup) and m.initial is not None for m in raw.modules())
+        net = nn.parallel.DistributedDataParallel(raw, device_ids=[device] if device.type == "cuda" else None,
+                                                  find_unused_parameters=learned)
     opt = make_optimizer(raw.parameters(), t)
     horizon = min(t.max_steps or 10**12, t.epochs * nb)
     sched = make_schedule(opt, t, horizon)
