@@ -319,11 +319,14 @@ def train(
     if threads is not None:
         torch.set_num_threads(threads)  # small recurrent steps run faster on few threads, much faster on a busy machine
     dist = D.setup(t.device)
+    finished = False
     try:
-        return _train(spec, dist, payload, run_dir=run_dir, resume=resume, max_steps=max_steps, log=log,
-                      checkpoint_every=checkpoint_every, live=progress)
+        result = _train(spec, dist, payload, run_dir=run_dir, resume=resume, max_steps=max_steps, log=log,
+                        checkpoint_every=checkpoint_every, live=progress)
+        finished = True
+        return result
     finally:
-        D.cleanup(dist)
+        D.cleanup(dist, finished=finished)
         torch.set_num_threads(before)
 
 
