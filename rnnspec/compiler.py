@@ -17,7 +17,7 @@ from rnnspec.backends.torch_backend import Cell, pick_runner
 from rnnspec.errors import SpecError
 from rnnspec.ir.cell import CellIR, parse_init_text
 from rnnspec.spec.loader import cell_ir, compressor_irs, layer_irs, load
-from rnnspec.spec.blocks_model import BlockSpec
+from rnnspec.spec.blocks_model import BLOCK_FIELDS, BlockSpec
 from rnnspec.spec.model import LayerSpec, Spec
 
 BACKENDS = ("auto", "torch", "triton")
@@ -47,8 +47,11 @@ class CompiledGroup(LayerGroup):
 
 
 def block_fields(block: BlockSpec) -> dict:
-    """The keyword fields a MemoryLayer takes, from a block spec."""
-    return block.model_dump(exclude={"block", "controller", "out"})
+    """The keyword fields a MemoryLayer of the block's kind takes: the
+    kind's own spec fields (controller cells arrive built, ``out`` as the
+    layer's output size)."""
+    kind_fields = BLOCK_FIELDS[block.block] - {"controller", "out", "automatizer", "chunker"}
+    return block.model_dump(include=kind_fields)
 
 
 def expand_irs(spec: Spec) -> list[list[CellIR]]:

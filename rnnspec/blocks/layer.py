@@ -12,7 +12,7 @@ copies it (with the blocks) into generated modules.
 """
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import torch
 from torch import Tensor, nn
@@ -67,87 +67,76 @@ def _mean_over_steps(terms: list[tuple[Tensor, Tensor]], valid: Optional[Tensor]
     return (loss * weight).sum() / weight.sum().clamp_min(1.0)
 
 
-class MemoryLayer(nn.Module):
-    """``kind`` is ntm, dnc, hopfield, pda or recursive; the keyword fields are the spec's
-    (see rnnspec.spec.blocks_model.BlockSpec)."""
+# One builder per block kind, taking exactly that kind's spec fields
+# (rnnspec.spec.blocks_model lists them; defaults as there).
 
-    def __init__(
-        self,
-        kind: str,
-        input_size: int,
-        output_size: int,
-        controller: Any = "lstm",
-        *,
-        hidden: int = 100,
-        slots: int = 128,
-        width: int = 20,
-        read_heads: int = 1,
-        write_heads: int = 1,
-        shift_range: int = 1,
-        stored: int = 16,
-        beta: Optional[float] = None,
-        learn_beta: bool = False,
-        update_steps: int = 1,
-        automatizer: Any = None,
-        chunker: Any = None,
-        chunker_hidden: Optional[int] = None,
-        threshold: float = 0.5,
-        surprise: str = "symbol",
-        stack_width: int = 8,
-        stack_depth: int = 64,
-        action: str = "push_pop",
-        compose: str = "tanh",
-        operator: str = "child",
-        open: Optional[int] = None,
-        close: Optional[int] = None,
-        stack_size: int = 32,
-        spectral_radius: float = 0.9,
-        leak: float = 1.0,
-        input_scale: float = 1.0,
-        density: float = 0.1,
-        bias_scale: float = 0.0,
-        periods: Optional[list] = None,
-    ) -> None:
+def _ntm(i: int, o: int, controller: Any, *, hidden: int = 100, slots: int = 128, width: int = 20,
+         read_heads: int = 1, write_heads: int = 1, shift_range: int = 1) -> nn.Module:
+    return NTM(i, o, controller=controller, controller_hidden=hidden, memory_slots=slots, memory_width=width,
+               read_heads=read_heads, write_heads=write_heads, shift_range=shift_range)
+
+
+def _dnc(i: int, o: int, controller: Any, *, hidden: int = 100, slots: int = 128, width: int = 20,
+         read_heads: int = 1) -> nn.Module:
+    return DNC(i, o, controller_hidden=hidden, memory_slots=slots, memory_width=width, read_heads=read_heads,
+               controller=controller)
+
+
+def _hopfield(i: int, o: int, controller: Any, *, hidden: int = 100, stored: int = 16, beta: Optional[float] = None,
+              learn_beta: bool = False, update_steps: int = 1) -> nn.Module:
+    return ModernHopfield(i, hidden_size=hidden, output_size=o, num_stored=stored, beta=beta, learn_beta=learn_beta,
+                          update_steps=update_steps)
+
+
+def _compressor(i: int, o: int, controller: Any, *, automatizer: Any, chunker: Any, threshold: float = 0.5,
+                surprise: str = "symbol", hidden: int = 100, chunker_hidden: Optional[int] = None) -> nn.Module:
+    # hidden / chunker_hidden sized the two cells, which arrive built (CellController)
+    return Compressor(i, o, automatizer, chunker, threshold=threshold, surprise=surprise)
+
+
+def _pda(i: int, o: int, controller: Any, *, hidden: int = 100, stack_width: int = 8, stack_depth: int = 64,
+         action: str = "push_pop") -> nn.Module:
+    return NNPDA(i, o, controller=controller, controller_hidden=hidden, stack_width=stack_width,
+                 stack_depth=stack_depth, action=action)
+
+
+def _recursive(i: int, o: int, controller: Any, *, hidden: int = 100, close: Optional[int] = None,
+               open: Optional[int] = None, compose: str = "tanh", operator: str = "child",
+               stack_size: int = 32) -> nn.Module:
+    composer = controller if isinstance(controller, nn.Module) else compose  # a composing cell comes built
+    return Recursive(i, hidden, close=close if close is not None else -1, open=open, compose=composer,
+                     operator=operator, stack_size=stack_size)
+
+
+def _reservoir(i: int, o: int, controller: Any, *, hidden: int = 100, spectral_radius: float = 0.9,
+               leak: float = 1.0, input_scale: float = 1.0, density: float = 0.1, bias_scale: float = 0.0) -> nn.Module:
+    # fixed random weights (buffers); only the read-out learns
+    return Reservoir(i, hidden, spectral_radius=spectral_radius, leak=leak, input_scale=input_scale, density=density,
+                     bias_scale=bias_scale)
+
+
+def _clockwork(i: int, o: int, controller: Any, *, hidden: int = 100, periods: Optional[list] = None) -> nn.Module:
+    return Clockwork(i, hidden, periods or [1])
+
+
+BUILDERS: dict[str, Callable[..., nn.Module]] = {
+    "ntm": _ntm, "dnc": _dnc, "hopfield": _hopfield, "compressor": _compressor, "pda": _pda,
+    "recursive": _recursive, "reservoir": _reservoir, "clockwork": _clockwork,
+}
+
+
+class MemoryLayer(nn.Module):
+    """A block of ``kind`` (a key of :data:`BUILDERS`) as a layer; ``fields``
+    are that kind's spec fields (see rnnspec.spec.blocks_model)."""
+
+    def __init__(self, kind: str, input_size: int, output_size: int, controller: Any = "lstm", **fields: Any) -> None:
         super().__init__()
+        if kind not in BUILDERS:
+            raise ValueError(f"unknown block {kind!r}; known: {', '.join(sorted(BUILDERS))}")
         self.kind = kind
         self.output_size = output_size
         self.aux_loss: Optional[Tensor] = None  # the compressor's prediction loss of the last forward (trainer hook)
-        if kind == "compressor":  # automatizer, chunker: CellControllers built by the compiler
-            self.block = Compressor(input_size, output_size, automatizer, chunker, threshold=threshold,
-                                    surprise=surprise)
-        elif kind == "ntm":
-            self.block: nn.Module = NTM(
-                input_size, output_size, controller=controller, controller_hidden=hidden, memory_slots=slots,
-                memory_width=width, read_heads=read_heads, write_heads=write_heads, shift_range=shift_range,
-            )
-        elif kind == "dnc":
-            self.block = DNC(
-                input_size, output_size, controller_hidden=hidden, memory_slots=slots, memory_width=width,
-                read_heads=read_heads, controller=controller,
-            )
-        elif kind == "hopfield":
-            self.block = ModernHopfield(
-                input_size, hidden_size=hidden, output_size=output_size, num_stored=stored, beta=beta,
-                learn_beta=learn_beta, update_steps=update_steps,
-            )
-        elif kind == "pda":
-            self.block = NNPDA(
-                input_size, output_size, controller=controller, controller_hidden=hidden, stack_width=stack_width,
-                stack_depth=stack_depth, action=action,
-            )
-        elif kind == "recursive":  # a cell that composes arrives as the controller
-            composer = controller if isinstance(controller, nn.Module) else compose
-            self.block = Recursive(
-                input_size, hidden, close=close if close is not None else -1, open=open, compose=composer,
-                operator=operator, stack_size=stack_size,
-            )
-        elif kind == "reservoir":  # fixed random weights (buffers); only the read-out learns
-            self.block = Reservoir(input_size, hidden, spectral_radius=spectral_radius, leak=leak,
-                                   input_scale=input_scale, density=density, bias_scale=bias_scale)
-        elif kind == "clockwork":
-            self.block = Clockwork(input_size, hidden, periods or [1])
-        else:
-            raise ValueError(f"unknown memory block {kind!r}")
+        self.block: nn.Module = BUILDERS[kind](input_size, output_size, controller, **fields)
 
     def forward(self, x: Tensor, state: Any, lengths: Optional[Tensor]) -> tuple[Tensor, Any]:
         T, B = x.shape[0], x.shape[1]

@@ -10,7 +10,7 @@ from pydantic import Field, field_validator, model_validator
 from rnnspec.spec.model_base import PositiveInt, Strict
 
 # Which fields each block kind reads; giving another is an error, not ignored.
-_BLOCK_FIELDS = {
+BLOCK_FIELDS = {
     "ntm": {"hidden", "controller", "slots", "width", "read_heads", "write_heads", "shift_range", "out"},
     "dnc": {"hidden", "controller", "slots", "width", "read_heads", "out"},
     "hopfield": {"hidden", "stored", "beta", "learn_beta", "update_steps", "out"},
@@ -68,12 +68,12 @@ class BlockSpec(Strict):
 
     @model_validator(mode="after")
     def _fields_fit_the_kind(self) -> "BlockSpec":
-        allowed = _BLOCK_FIELDS[self.block] | {"block"}
+        allowed = BLOCK_FIELDS[self.block] | {"block"}
         extra = sorted(k for k in self.model_fields_set if k not in allowed)
         if extra:
             raise ValueError(
                 f"{', '.join(repr(e) for e in extra)} do(es) not apply to a {self.block} block; "
-                f"it takes {', '.join(sorted(_BLOCK_FIELDS[self.block]))}"
+                f"it takes {', '.join(sorted(BLOCK_FIELDS[self.block]))}"
             )
         return self
 
