@@ -750,3 +750,18 @@ def test_caret_width_in_a_long_line():
     err = spec_error(text, "rnn")
     assert (err.pos.col, err.pos.end_col) == (col_of(text, 3, "actt"), col_of(text, 3, "actt") + 4)
     assert_caret(err)
+
+
+@pytest.mark.parametrize("decl, culprit, words", [
+    ('"[hidden, , hidden]: zeros"', ", hidden]", "shape"),
+    ('"[hidden, hidden]:   uniform(-0.1, 0.1"', None, "initializer ends too early"),
+    ("'[hidden, hidden]: uniform(-0.1 0.1)'", "0.1)", "initializer"),
+])
+def test_param_shape_and_initializer_strings_are_located_inside(decl, culprit, words):
+    """A shape and an initializer written in one YAML string: the error
+    points at the character inside the string, not at its start."""
+    text = yaml_cell(["h' = tanh(W @ x + U @ h)"], params=f"    params:\n      U: {decl}\n")
+    err = spec_error(text, "yaml")
+    line = text.splitlines()[5]
+    col = line.rindex(culprit) + 1 if culprit else len(line.rstrip()[:-1]) + 1
+    check(err, 6, col, words)

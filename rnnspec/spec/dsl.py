@@ -236,14 +236,17 @@ def parse_equation(text: str, base: Pos, chars: TextMap | None = None) -> Equati
     return _Builder(at).equation(tree.children[0])
 
 
-def parse_init(text: str, base: Pos) -> str:
-    at = _Offset(base)
+def parse_init(text: str, base: Pos, chars: TextMap | None = None) -> str:
+    """An initializer such as ``uniform(-0.1, 0.1)``; ``chars`` as for
+    :func:`parse_equation`."""
+    at = _Offset(base, chars, text)
     tree = _parse(text, "init_only", at, "initializer")
     return _Builder(at).init(tree.children[0])
 
 
-def parse_shape(text: str, base: Pos) -> list[int | str]:
-    at = _Offset(base)
+def parse_shape(text: str, base: Pos, chars: TextMap | None = None) -> list[int | str]:
+    """A shape such as ``[hidden, 4]``; ``chars`` as for :func:`parse_equation`."""
+    at = _Offset(base, chars, text)
     tree = _parse(text, "shape_only", at, "shape")
     return _Builder(at).shape(tree.children[0])
 

@@ -183,18 +183,27 @@ def _chars(where: SourceMap, path: tuple) -> TextMap:
 def _param_decl(decl: Any, path: tuple, where: SourceMap) -> Any:
     """``"orthogonal"``, ``"[hidden]: zeros"`` or ``{shape: [...], init: "..."}``."""
     if isinstance(decl, str):
+        chars = where.text(path)  # a YAML string: where each character was written
+        begin = len(decl) - len(decl.lstrip())
         text = decl.strip()
         out: dict[str, Any] = {}
+
+        def part(n: int) -> TextMap | None:
+            return chars.sub(begin, begin + n) if chars is not None else None
+
         if text.startswith("["):
             close = text.find("]")
-            out["shape"] = parse_shape(text[: close + 1], where.value(path))
-            text = text[close + 1 :].lstrip().lstrip(":").strip()
+            out["shape"] = parse_shape(text[: close + 1], where.value(path), part(close + 1))
+            rest = text[close + 1 :]
+            after = rest.lstrip().lstrip(":").lstrip()
+            begin += close + 1 + len(rest) - len(after)
+            text = after.rstrip()
         if text:
-            out["init"] = parse_init(text, where.value(path))
+            out["init"] = parse_init(text, where.value(path), part(len(text)))
         return out
     if isinstance(decl, dict) and isinstance(decl.get("init"), str):
         decl = dict(decl)
-        decl["init"] = parse_init(decl["init"], where.value(path + ("init",)))
+        decl["init"] = parse_init(decl["init"], where.value(path + ("init",)), where.text(path + ("init",)))
     return decl
 
 
