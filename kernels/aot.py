@@ -254,10 +254,14 @@ class _Compiler:
 
     def close(self) -> None:
         for proc in self.procs:
-            if proc is not None and proc.poll() is None:
+            if proc is None:
+                continue
+            if proc.poll() is None:
                 assert proc.stdin is not None
                 proc.stdin.close()
                 proc.wait(timeout=30)
+            if proc.stdout is not None:
+                proc.stdout.close()
         self.errors.close()
 
 

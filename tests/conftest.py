@@ -33,11 +33,12 @@ def run_standalone(tmp_path):  # noqa: ANN201 - returns the runner
     fresh interpreter where importing rnnspec fails: the module must stand
     alone.  ``run(module, state_dict, inputs, body)`` loads the weights into
     ``module.Model()`` as ``m``, the inputs as ``inp``, runs ``body`` (which
-    sets ``out``) and returns ``out``."""
+    sets ``out``) and returns ``out``; ``env`` adds environment variables
+    (``TRITON_INTERPRET=1`` runs the module's Triton kernels on the CPU)."""
     import subprocess
     import sys
 
-    def run(module: str, state_dict: dict, inputs: object, body: str) -> object:
+    def run(module: str, state_dict: dict, inputs: object, body: str, env: dict | None = None) -> object:
         torch.save(state_dict, tmp_path / "weights.pt")
         torch.save(inputs, tmp_path / "inputs.pt")
         script = "\n".join([
@@ -51,7 +52,9 @@ def run_standalone(tmp_path):  # noqa: ANN201 - returns the runner
             body,
             f"torch.save(out, {str(tmp_path / 'out.pt')!r})",
         ])
-        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+        # TRITON_INTERPRET (set above for in-process kernel tests) would make the
+        # module's embedded kernels run: only where a test asks for it (``env``)
+        env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "TRITON_INTERPRET")} | (env or {})
         r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=tmp_path)
         assert r.returncode == 0, r.stderr
         return torch.load(tmp_path / "out.pt")
