@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import torch
 from torch import Tensor
@@ -374,6 +374,23 @@ def streams(cell: Cell, kp, x: Tensor) -> Tensor:  # noqa: ANN001
     return (torch.cat(parts, -1) if len(parts) > 1 else parts[0]).contiguous()
 
 
+def kernel_inputs(cell: Any, kp: Any, x: Tensor, state: Sequence[Tensor], lengths: Optional[Tensor]
+                  ) -> tuple[Tensor, list[Tensor], list[Tensor], Tensor]:
+    """The kernels' arguments besides the streams: the lengths as int32,
+    the matrix and vector parameters in the plan's order, and the initial
+    states side by side (``s0`` [B, S])."""
+    T, B = x.shape[0], x.shape[1]
+    if lengths is None:
+        lens = torch.full((B,), T, dtype=torch.int32, device=x.device)
+    else:
+        lens = lengths.to(device=x.device, dtype=torch.int32).contiguous()
+    mats = [cell.weight(m).contiguous() for m in kp.matrices]
+    vecs = [getattr(cell, v).contiguous() for v in kp.vectors]
+    state = list(state)
+    s0 = (torch.cat(state, -1) if len(state) > 1 else state[0]).contiguous()
+    return lens, mats, vecs, s0
+
+
 def run_direction_triton(
     cell: Cell, x: Tensor, state: Sequence[Tensor], lengths: Optional[Tensor]
 ) -> tuple[Tensor, list[Tensor]]:
@@ -389,14 +406,7 @@ def run_direction_triton(
 
     kp = codegen.plan(cell.ir)
     pre = streams(cell, kp, x)
-    if lengths is None:
-        lens = torch.full((B,), T, dtype=torch.int32, device=x.device)
-    else:
-        lens = lengths.to(device=x.device, dtype=torch.int32).contiguous()
-    mats = [cell.weight(m).contiguous() for m in kp.matrices]
-    vecs = [getattr(cell, v).contiguous() for v in kp.vectors]
-    state = list(state)
-    s0 = (torch.cat(state, -1) if len(state) > 1 else state[0]).contiguous()
+    lens, mats, vecs, s0 = kernel_inputs(cell, kp, x, state, lengths)
     if mode in ("split", "stream"):
         split = codegen.load_split(cell.ir, programs)
         out, final = _SplitRecurrence.apply(split, dot_precision(x), mode == "stream", pre, lens, len(mats), len(vecs), *mats, *vecs, s0)

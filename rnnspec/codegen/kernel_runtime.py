@@ -35,7 +35,7 @@ from torch import Tensor, nn
 
 from rnnspec.backends.runtime import LayerGroup, run_direction
 from rnnspec.kernels.codegen import interpreting
-from rnnspec.kernels.launch import _Recurrence, dot_precision
+from rnnspec.kernels.launch import _Recurrence, dot_precision, kernel_inputs
 
 
 class KernelLeaf:
@@ -146,16 +146,8 @@ def run_cell(cell: nn.Module, x: Tensor, state: Sequence[Tensor], lengths: Optio
         return run_direction(cell, x, state, lengths)
     kern = load_kernels(type(cell))
     kp = kern.plan
-    T, B = x.shape[0], x.shape[1]
     pre = cell.kernel_streams(x)
-    if lengths is None:
-        lens = torch.full((B,), T, dtype=torch.int32, device=x.device)
-    else:
-        lens = lengths.to(device=x.device, dtype=torch.int32).contiguous()
-    mats = [cell.weight(m).contiguous() for m in kp.matrices]
-    vecs = [getattr(cell, v).contiguous() for v in kp.vectors]
-    state = list(state)
-    s0 = (torch.cat(state, -1) if len(state) > 1 else state[0]).contiguous()
+    lens, mats, vecs, s0 = kernel_inputs(cell, kp, x, state, lengths)
     out, final = _Recurrence.apply(kern, dot_precision(x), False, pre, lens, len(mats), len(vecs), *mats, *vecs, s0)
     if out.dtype != x.dtype:
         out = out.to(x.dtype)

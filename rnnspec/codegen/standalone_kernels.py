@@ -131,14 +131,15 @@ def with_kernel(class_src: str, ir: CellIR, class_name: str, masked: set[str]) -
 
 
 def launcher_source() -> str:
-    """The launcher, copied: from kernels/launch.py the autograd function and
-    the parameter-gradient GEMMs, from kernels/codegen.py ``interpreting``,
+    """The launcher, copied: from kernels/launch.py the autograd function,
+    the parameter-gradient GEMMs and the kernels' arguments, from kernels/codegen.py ``interpreting``,
     and the standalone dispatcher (:mod:`rnnspec.codegen.kernel_runtime`)."""
     from rnnspec.codegen import kernel_runtime
     from rnnspec.codegen.standalone import _module_body
     from rnnspec.kernels import codegen, launch
 
-    funcs = [launch.triton_cdiv, launch.dot_precision, launch._param_grads, launch._Recurrence, codegen.interpreting]
+    funcs = [launch.triton_cdiv, launch.dot_precision, launch._param_grads, launch._Recurrence, launch.kernel_inputs,
+             codegen.interpreting]
     head = ("# ---- Triton kernels (optional: used only when triton imports and a kernel can run)\n"
             "from torch.autograd.function import once_differentiable\n\n"
             f"BLOCK_B = {codegen.BLOCK_B}  # sequences per program (the kernels' batch tile)")
