@@ -23,6 +23,8 @@ from rnnspec.errors import Pos
 from rnnspec.spec.dsl import parse_equation as _parse_equation
 from rnnspec.spec.loader import cell_ir, standard_library
 
+from _kernel_cases import CUSTOM  # the custom cells the kernels are tested on
+
 TOL = 1e-10
 
 
@@ -30,34 +32,6 @@ def parse_equation(text: str) -> Equation:
     return _parse_equation(text, Pos("<test>", 1, 1))
 
 LIB_ARGS = {"jordan": {"out": 4}}
-
-CUSTOM = {
-    "mgu": """
-cell mgu(x, h[hidden]) {
-    f  = sigmoid(W_f @ x + U_f @ h + b_f)
-    n  = tanh(W_n @ x + U_n @ (f * h) + b_n)
-    h' = (1 - f) * h + f * n
-}""",
-    "zoo": """
-cell zoo(x, h[hidden], c[input]) -> y {
-    param a[hidden]: uniform(0.5, 1.5)
-    param W[2*hidden, input]
-    a1, a2 = split(W @ x + U @ h + b, 2)
-    p = softplus(a1) + abs(a2) * hard_sigmoid(a1 - a2)
-    q = hard_tanh(a2) - min(a1, h) + max(p, 0.25) * clamp(h, -0.5, 0.5)
-    r = sqrt(square(p) + 1) / (exp(-abs(q)) + a) + log(1 + sigmoid(q))
-    c' = sin(V @ r) * cos(c) - identity(x) / 4
-    h' = tanh(r * a) / 2 + relu(q) + U2 @ tanh(c')
-    y = h' * r
-}""",
-    "twosize": """
-cell twosize(x, u[hidden], s[slow], slow=5) -> u {
-    z1, z2, z3 = split(W @ x + U @ u + V @ tanh(s) + b, 3)
-    u' = sigmoid(z1) * u + sigmoid(z2) * tanh(z3)
-    s' = 0.9 * s + P @ (u' * u) / 3
-}""",
-}
-
 
 def lib_irs():
     lib = standard_library()
